@@ -1,0 +1,239 @@
+"""`make bench`: what the acceptance criteria ask for, measured in one run on this machine.
+
+Prints one JSON document (and writes it to --out). Sections:
+
+- ``daisy``: dense DAISY (32 values) at 256x171, scikit-image against OpenCV.
+- ``pipeline``: wall time of feature extraction plus training on the
+  references (BSDS500 train+val by default).
+- ``quality``: PSNR (RGB, uint8, native size) on the test images (BSDS500
+  test) for: grey (zero chroma), the references' mean chroma, the model
+  without refinement, the model. Grey inputs are the 8-bit BT.601 luma of
+  each truth image.
+- ``speed``: colorize time per test image (excluding start-up, reading and
+  writing; and including them), and a 12-megapixel photo through
+  `colorize_file` in a fresh process with its peak resident memory.
+
+Run ``python -m deepcolor.bench --help`` for the options.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from deepcolor.color import combine_luma_chroma, rgb_to_gray_u8, to_uint8
+from deepcolor.config import FeatureConfig, RefineConfig, TrainConfig
+from deepcolor.evaluate import psnr
+from deepcolor.io import find_images, read_rgb_u8
+
+
+def default_data_dir():
+    env = os.environ.get("DEEPCOLOR_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _median_time(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_daisy(gray, repeat=15):
+    """Median seconds of each DAISY backend on one image, and their ratio."""
+    from deepcolor.features import daisy_features
+
+    out = {"shape": list(gray.shape), "repeat": repeat}
+    for backend in ("skimage", "opencv"):
+        daisy_features(gray, backend=backend)  # warm-up
+        out[f"{backend}_s"] = round(_median_time(lambda: daisy_features(gray, backend=backend), repeat), 5)
+    out["opencv_over_skimage"] = round(out["opencv_s"] / out["skimage_s"], 3)
+    return out
+
+
+def load_test_set(paths):
+    """(name, y float32 (H, W) from 8-bit luma, truth uint8 RGB) per test image."""
+    items = []
+    for p in paths:
+        truth = read_rgb_u8(p)
+        y = rgb_to_gray_u8(truth).astype(np.float32) / 255.0
+        items.append((p.stem, y, truth))
+    return items
+
+
+def score_constant_chroma(items, uv):
+    """PSNR of each test image coloured with one constant chrominance (0, 0 = grey)."""
+    scores = []
+    for _, y, truth in items:
+        chroma = np.broadcast_to(np.asarray(uv, np.float32), y.shape + (2,))
+        scores.append(psnr(truth, to_uint8(combine_luma_chroma(y, chroma))))
+    return scores
+
+
+def score_model(model, items):
+    """PSNR per test image and seconds per image of `colorize_luma` (in memory)."""
+    from deepcolor.colorize import colorize_luma
+
+    scores, times = [], []
+    for _, y, truth in items:
+        t = time.perf_counter()
+        rgb = colorize_luma(model, y)
+        times.append(time.perf_counter() - t)
+        scores.append(psnr(truth, rgb))
+    return scores, times
+
+
+def summary(values):
+    return {"mean": round(float(np.mean(values)), 3), "median": round(float(np.median(values)), 3),
+            "n": len(values)}
+
+
+def references_mean_chroma(features_dir):
+    from deepcolor.extract import load_shards
+
+    uv = np.concatenate([s[2] for s in load_shards(features_dir)])
+    return uv.mean(axis=0)
+
+
+def train_pipeline(ref_dirs, work, fcfg, tcfg, rcfg, jobs):
+    """Features + training, timed; returns (model, features_dir, timings)."""
+    from deepcolor.extract import extract_folder
+    from deepcolor.train import train_model
+
+    fdir = Path(work) / "features"
+    t0 = time.perf_counter()
+    manifest = extract_folder(ref_dirs, fdir, fcfg, jobs=jobs, quiet=True)
+    t1 = time.perf_counter()
+    model = train_model(fdir, tcfg, rcfg, quiet=True)
+    t2 = time.perf_counter()
+    model.save(Path(work) / "model")
+    return model, fdir, {
+        "features_s": round(t1 - t0, 2), "train_s": round(t2 - t1, 2), "total_s": round(t2 - t0, 2),
+        "references": manifest["counts"], "epochs_run": model.info["history"]["epochs_run"],
+        "best_val_mse": round(model.info["history"]["best_val_mse"], 6),
+    }
+
+
+_LARGE_CHILD = r"""
+import json, resource, sys, time
+from deepcolor.colorize import colorize_file
+from deepcolor.ensemble import Model
+model = Model.load(sys.argv[1])
+t = time.perf_counter()
+out = colorize_file(model, sys.argv[2], sys.argv[3], overwrite=True)
+sec = time.perf_counter() - t
+print(json.dumps({"status": out.status, "message": out.message, "seconds": round(sec, 3),
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+"""
+
+
+def bench_large(model_dir, source, work, megapixels=12.0):
+    """Colorize a `megapixels` JPEG (an upscaled test photo) in a fresh process.
+
+    Time covers reading, colorizing and writing the PNG, not start-up; the
+    peak resident memory is the whole process's (Python, torch and all).
+    """
+    import cv2
+
+    rgb = read_rgb_u8(source)
+    scale = np.sqrt(megapixels * 1e6 / (rgb.shape[0] * rgb.shape[1]))
+    size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+    big = cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
+    gray = rgb_to_gray_u8(big)
+    src = Path(work) / "large.jpg"
+    cv2.imwrite(str(src), gray, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    dst = Path(work) / "large_out.png"
+    proc = subprocess.run([sys.executable, "-c", _LARGE_CHILD, str(model_dir), str(src), str(dst)],
+                          capture_output=True, text=True, check=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result.update(width=size[0], height=size[1], megapixels=round(size[0] * size[1] / 1e6, 2))
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m deepcolor.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=None, help="data folder (default: $DEEPCOLOR_DATA or ../shared/data)")
+    parser.add_argument("--refs", nargs="+", type=Path, help="reference folders (default: bsds500/train and val)")
+    parser.add_argument("--test", type=Path, help="test folder (default: bsds500/test)")
+    parser.add_argument("--limit", type=int, help="use only the first N test images")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--work", type=Path, help="keep features and model here (default: a temporary folder)")
+    parser.add_argument("--config", help="TOML settings file")
+    args = parser.parse_args(argv)
+
+    data = args.data or default_data_dir()
+    refs = args.refs or [data / "bsds500" / "train", data / "bsds500" / "val"]
+    test_dir = args.test or data / "bsds500" / "test"
+    for p in [*refs, test_dir]:
+        if not p.is_dir():
+            parser.error(f"{p}: no such folder (set --data or DEEPCOLOR_DATA)")
+    if args.config:
+        from deepcolor.config import load_toml
+
+        cfgs = load_toml(args.config)
+        fcfg, tcfg, rcfg = cfgs["features"], cfgs["train"], cfgs["refine"]
+    else:
+        fcfg, tcfg, rcfg = FeatureConfig(), TrainConfig(), RefineConfig()
+
+    import torch
+
+    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "torch_threads": torch.get_num_threads(), "platform": platform.platform()},
+              "settings": {"features": fcfg.to_dict(), "train": tcfg.to_dict(), "refine": rcfg.to_dict(),
+                           "refs": [str(r) for r in refs], "test": str(test_dir)}}
+    test_paths = find_images(test_dir)[: args.limit]
+    items = load_test_set(test_paths)
+    y0 = items[0][1]
+    from deepcolor.core import resize_to, working_shape
+
+    report["daisy"] = bench_daisy(np.clip(resize_to(y0, working_shape(y0.shape, 256)), 0, 1))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        model, fdir, timings = train_pipeline(refs, work, fcfg, tcfg, rcfg, args.jobs)
+        report["pipeline"] = timings
+
+        mean_uv = references_mean_chroma(fdir)
+        grey = score_constant_chroma(items, (0.0, 0.0))
+        mean = score_constant_chroma(items, mean_uv)
+        from dataclasses import replace
+
+        raw_model = type(model)(model.networks, model.feature_config, model.train_config,
+                                replace(model.refine_config, enabled=False))
+        raw, _ = score_model(raw_model, items)
+        full, times = score_model(model, items)
+        report["quality"] = {
+            "n_test_images": len(items), "conventions": "PSNR in dB on RGB uint8 at native size",
+            "grey": summary(grey), "mean_chroma": summary(mean),
+            "mean_chroma_uv": [round(float(v), 5) for v in mean_uv],
+            "model_without_refinement": summary(raw), "model": summary(full),
+            "model_minus_mean_chroma_db": round(float(np.mean(full) - np.mean(mean)), 3),
+        }
+        report["speed"] = {
+            "colorize_in_memory_s_per_image": summary(times),
+            "large": bench_large(Path(work) / "model", test_paths[0], work),
+        }
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.out:
+        from deepcolor.io import atomic_write_text
+
+        atomic_write_text(args.out, text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Command line: ``deepcolor {features,train,colorize,evaluate}``.
+
+Exit status: 0 when everything succeeded, 1 when some files failed (each is
+named on stderr and counted in the final summary), 2 for a usage error or a
+failure that stops the whole command (a missing folder, a corrupt model).
+"""
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from deepcolor import __version__
+
+log = logging.getLogger("deepcolor")
+
+DEFAULT_MODEL = Path(__file__).parent / "models" / "default"
+
+
+class CommandError(Exception):
+    """A failure that stops the command; its message is printed as is."""
+
+
+def _setup_logging(verbose, quiet):
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
+
+
+def _configs(args):
+    from deepcolor.config import FeatureConfig, RefineConfig, TrainConfig, load_toml
+
+    if getattr(args, "config", None):
+        cfgs = load_toml(args.config)
+    else:
+        cfgs = {"features": FeatureConfig(), "train": TrainConfig(), "refine": RefineConfig()}
+    return cfgs
+
+
+def cmd_features(args):
+    from deepcolor.extract import extract_folder
+
+    cfg = _configs(args)["features"].replace(
+        features=tuple(args.features.split(",")) if args.features else None,
+        working_size=args.working_size, pixels_per_image=args.pixels_per_image,
+        daisy_backend=args.daisy_backend, seed=args.seed,
+    )
+    manifest = extract_folder(args.ref_dirs, args.out, cfg, jobs=args.jobs, quiet=args.quiet)
+    counts = manifest["counts"]
+    print(f"features: {counts.get('ok', 0)} references sampled ({manifest['reused']} reused), "
+          f"{counts.get('near-grey', 0)} near-grey skipped, {counts.get('duplicate', 0)} duplicates, "
+          f"{counts.get('failed', 0)} failed -> {args.out}", file=sys.stderr)
+    return 1 if counts.get("failed") else 0
+
+
+def cmd_train(args):
+    from deepcolor.train import train_model
+
+    out = Path(args.out)
+    if (out / "manifest.json").exists() and not args.overwrite:
+        raise CommandError(f"{out}: a model exists here; use --overwrite to replace it")
+    cfgs = _configs(args)
+    tcfg = cfgs["train"].replace(seed=args.seed, hidden=args.hidden, max_epochs=args.epochs)
+    model = train_model(args.features_dir, tcfg, cfgs["refine"], quiet=args.quiet)
+    model.save(out)
+    h = model.info["history"]
+    print(f"train: best held-out MSE {h['best_val_mse']:.6f} at epoch {h['best_epoch'] + 1} "
+          f"of {h['epochs_run']} ({model.info['train_seconds']:.1f} s) -> {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_colorize(args):
+    from deepcolor.colorize import colorize_batch, plan_outputs
+    from deepcolor.ensemble import Model
+
+    model_dir = Path(args.model) if args.model else DEFAULT_MODEL
+    if not args.model and not (model_dir / "manifest.json").exists():
+        raise CommandError("no --model given and no bundled default model is installed; "
+                           "train one with 'deepcolor features' and 'deepcolor train'")
+    model = Model.load(model_dir)
+    pairs, problems = plan_outputs(args.input, args.output)
+    for p in problems:
+        log.error("%s", p)
+    if not pairs and not problems:
+        log.warning("%s: no image files found", args.input)
+    start = time.perf_counter()
+    counts = {"done": 0, "skipped": 0, "failed": len(problems)}
+    for outcome in colorize_batch(model, model_dir, pairs, args.jobs, args.overwrite, args.quiet):
+        counts[outcome.status] += 1
+        if outcome.status == "failed":
+            log.error("%s", outcome.message)
+        elif outcome.status == "skipped":
+            log.info("%s", outcome.message)
+    print(f"colorize: {counts['done']} colorized, {counts['skipped']} skipped (existing), "
+          f"{counts['failed']} failed in {time.perf_counter() - start:.1f} s -> {args.output}",
+          file=sys.stderr)
+    return 1 if counts["failed"] else 0
+
+
+def cmd_evaluate(args):
+    from deepcolor.evaluate import evaluate_dirs
+
+    result = evaluate_dirs(args.truth, args.pred, args.out, n_jobs=args.jobs)
+    for failure in result.failures:
+        log.error("%s", failure)
+    print(json.dumps(result.summary, indent=1, default=str))
+    return 1 if result.failures else 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="deepcolor",
+        description="Deep Colorization (Cheng, Yang, Sheng, ICCV 2015): train on colour photos, "
+                    "colorize grey ones.")
+    parser.add_argument("--version", action="version", version=f"deepcolor {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings and errors only")
+    common.add_argument("--config", metavar="TOML", help="settings file with [features], [train], [refine] tables")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("features", parents=[common], help="sample training pixels from colour references")
+    p.add_argument("ref_dirs", nargs="+", metavar="REF_DIR", help="folders (searched recursively) or files")
+    p.add_argument("--out", required=True, metavar="FEATURES_DIR")
+    p.add_argument("--features", metavar="NAMES", help="comma-separated registry names (default: patch,daisy)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores)")
+    p.add_argument("--working-size", type=int, help="longest side in px (default 256)")
+    p.add_argument("--pixels-per-image", type=int, help="training pixels sampled per reference (default 4096)")
+    p.add_argument("--daisy-backend", choices=("skimage", "opencv"))
+    p.add_argument("--seed", type=int)
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("train", parents=[common], help="train the colorization network")
+    p.add_argument("features_dir", metavar="FEATURES_DIR")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--hidden", type=int, help="hidden layer width (default 128)")
+    p.add_argument("--epochs", type=int, help="maximum epochs (default 60)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model in MODEL_DIR")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("colorize", parents=[common], help="colorize a grey photo or a folder of them")
+    p.add_argument("input", metavar="IN", help="an image file or a folder (searched recursively)")
+    p.add_argument("output", metavar="OUT", help="output folder (the input tree is mirrored), or a file")
+    p.add_argument("--model", metavar="MODEL_DIR", help="trained model (default: the bundled one)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    p.set_defaults(func=cmd_colorize)
+
+    p = sub.add_parser("evaluate", parents=[common], help="PSNR, SSIM, colourfulness against true colour images")
+    p.add_argument("--truth", required=True, metavar="DIR")
+    p.add_argument("--pred", required=True, metavar="DIR")
+    p.add_argument("--out", metavar="DIR", help="write metrics.csv and summary.json here")
+    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores)")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv=None):
+    from deepcolor.ensemble import ModelError
+    from deepcolor.io import ImageError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose, args.quiet)
+    if getattr(args, "jobs", 1) == 0:
+        parser.error("--jobs must not be 0")
+    try:
+        return args.func(args)
+    except (CommandError, ModelError, ImageError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130

@@ -1,0 +1,141 @@
+"""Colour conversions in the paper's YUV space (ITU-R BT.601, analogue form).
+
+Cheng et al. (2015) predict the chrominance U, V of each pixel from its luminance
+Y. We use the BT.601 weights on RGB in [0, 1]::
+
+    Y =  0.299 R + 0.587 G + 0.114 B              in [0, 1]
+    U =  0.492 (B - Y)                            in [-0.436, 0.436]
+    V =  0.877 (R - Y)                            in [-0.615, 0.615]
+
+References
+----------
+.. [1] Z. Cheng, Q. Yang, B. Sheng, "Deep Colorization", ICCV 2015.
+.. [2] ITU-R Recommendation BT.601-7, Studio encoding parameters of digital
+       television for standard 4:3 and wide-screen 16:9 aspect ratios.
+"""
+
+import numpy as np
+
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+U_MAX = 0.436  # 0.492 * (1 - 0.114)
+V_MAX = 0.615  # 0.877 * (1 - 0.299)
+
+# Rows give Y, U, V as combinations of R, G, B.
+_RGB2YUV = np.array(
+    [
+        LUMA_WEIGHTS,
+        0.492 * (np.array([0.0, 0.0, 1.0]) - LUMA_WEIGHTS),
+        0.877 * (np.array([1.0, 0.0, 0.0]) - LUMA_WEIGHTS),
+    ]
+)
+_YUV2RGB = np.linalg.inv(_RGB2YUV)
+# Change of R, G, B per unit of U and of V at constant Y: shape (2, 3).
+_CHROMA2RGB = _YUV2RGB[:, 1:].T
+
+
+def _check_image(image, channels, name):
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != channels:
+        raise ValueError(
+            f"{name} must have shape (H, W, {channels}), got {image.shape}"
+        )
+    return image
+
+
+def _as_float(image):
+    """Float image in [0, 1]: uint8/uint16 are scaled, floats kept (float32 or float64)."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535.0
+    if np.issubdtype(image.dtype, np.floating):
+        return image
+    raise TypeError(f"image dtype must be uint8, uint16 or floating, got {image.dtype}")
+
+
+def rgb_to_yuv(rgb):
+    """Convert RGB to BT.601 YUV.
+
+    Parameters
+    ----------
+    rgb : ndarray of shape (H, W, 3)
+        uint8, uint16, or float in [0, 1].
+
+    Returns
+    -------
+    yuv : ndarray of shape (H, W, 3)
+        Y in [0, 1], U in [-0.436, 0.436], V in [-0.615, 0.615]; float32 unless
+        the input is float64.
+    """
+    rgb = _as_float(_check_image(rgb, 3, "rgb"))
+    return rgb @ _RGB2YUV.T.astype(rgb.dtype)
+
+
+def rgb_to_luma(rgb):
+    """BT.601 luminance Y of an RGB image, shape (H, W), same scaling rules as `rgb_to_yuv`."""
+    rgb = _as_float(_check_image(rgb, 3, "rgb"))
+    return rgb @ LUMA_WEIGHTS.astype(rgb.dtype)
+
+
+def rgb_to_gray_u8(rgb):
+    """8-bit BT.601 luma of a uint8 RGB image: round(0.299 R + 0.587 G + 0.114 B).
+
+    This is how the grey inputs of the benchmark are made from true colour images.
+    """
+    rgb = _check_image(rgb, 3, "rgb")
+    if rgb.dtype != np.uint8:
+        raise TypeError(f"rgb must be uint8, got {rgb.dtype}")
+    y = rgb.astype(np.float32) @ LUMA_WEIGHTS.astype(np.float32)
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+def yuv_to_rgb(yuv):
+    """Inverse of `rgb_to_yuv`; values are not clipped (out-of-gamut colours stay)."""
+    yuv = _check_image(yuv, 3, "yuv")
+    if not np.issubdtype(yuv.dtype, np.floating):
+        raise TypeError(f"yuv must be floating, got {yuv.dtype}")
+    return yuv @ _YUV2RGB.T.astype(yuv.dtype)
+
+
+def combine_luma_chroma(y, uv):
+    """RGB image with luminance exactly `y` and chrominance as close to `uv` as the gamut allows.
+
+    Parameters
+    ----------
+    y : ndarray of shape (H, W), float in [0, 1]
+        Luminance to keep.
+    uv : ndarray of shape (H, W, 2), float
+        Predicted chrominance.
+
+    Returns
+    -------
+    rgb : ndarray of shape (H, W, 3), float32 in [0, 1]
+
+    Notes
+    -----
+    Clipping an out-of-gamut RGB colour channel by channel changes its luminance.
+    Instead each pixel's chrominance is scaled towards zero by the largest factor
+    s in [0, 1] that keeps R, G and B in [0, 1]; Y is then unchanged, so the
+    output's luminance is the input's up to the final rounding to integers.
+    The paper does not say how it handles the gamut.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    uv = np.asarray(uv, dtype=np.float32)
+    if y.ndim != 2 or uv.shape != y.shape + (2,):
+        raise ValueError(f"y must be (H, W) and uv (H, W, 2), got {y.shape} and {uv.shape}")
+    if y.size and not (0.0 <= float(y.min()) and float(y.max()) <= 1.0):
+        raise ValueError(f"y must lie in [0, 1], got range [{y.min():.4g}, {y.max():.4g}]")
+    if not np.isfinite(uv).all():
+        raise ValueError("uv must be finite, got NaN or infinite values")
+    delta = uv @ _CHROMA2RGB.astype(np.float32)  # (H, W, 3): RGB change at constant Y
+    yy = y[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(delta > 0, (1.0 - yy) / delta, np.where(delta < 0, -yy / delta, np.inf))
+    scale = np.clip(room.min(axis=-1, keepdims=True), 0.0, 1.0)  # (H, W, 1)
+    rgb = yy + scale * delta
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
+
+
+def to_uint8(image):
+    """Round a float image in [0, 1] to uint8."""
+    return np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)

@@ -1,0 +1,152 @@
+"""`deepcolor colorize`: grey photos in, colour photos out (Cheng et al. 2015, Fig. 2).
+
+Per image: luminance Y at full resolution -> Y at the working size ->
+per-pixel features -> network -> U, V -> joint bilateral refinement guided by Y
+-> U, V upsampled (bilinear) to full resolution -> the original Y with the
+predicted U, V, kept in gamut at constant luminance.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from deepcolor.color import combine_luma_chroma, to_uint8
+from deepcolor.core import is_colour, luminance, resize_to, working_shape
+from deepcolor.features import compute_features
+from deepcolor.io import IMAGE_EXTENSIONS, ImageError, find_images, read_image, write_image
+from deepcolor.progress import progress_bar
+from deepcolor.refine import joint_bilateral_refine
+
+log = logging.getLogger(__name__)
+
+STRIP_ROWS = 1024  # full-resolution rows combined at a time, bounding peak memory
+
+
+def predict_chroma(model, y_work):
+    """Refined U, V (h, w, 2) float32 for the working-size luminance (h, w)."""
+    fcfg = model.feature_config
+    feats = compute_features(y_work, fcfg.features, fcfg.params())  # (h, w, D)
+    uv = model.predict_uv(feats.reshape(-1, feats.shape[-1])).reshape(y_work.shape + (2,))
+    rcfg = model.refine_config
+    if rcfg.enabled:
+        uv = joint_bilateral_refine(uv, y_work, rcfg.diameter, rcfg.sigma_color, rcfg.sigma_space)
+    return uv
+
+
+def colorize_luma(model, y):
+    """Colorize a full-resolution luminance image.
+
+    Parameters
+    ----------
+    model : deepcolor.ensemble.Model
+    y : ndarray of shape (H, W), float32 in [0, 1]
+
+    Returns
+    -------
+    rgb : ndarray of shape (H, W, 3), uint8
+        Its BT.601 luminance is `y` up to rounding to 8 bits.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 2:
+        raise ValueError(f"y must be a 2-D (H, W) luminance image, got shape {y.shape}")
+    min_side = max(model.feature_config.patch_size // 2, model.feature_config.daisy_radius) + 1
+    if min(y.shape) < min_side:
+        raise ValueError(f"image of shape {y.shape} is too small: both sides must be at least {min_side} px")
+    y_work = np.clip(resize_to(y, working_shape(y.shape, model.feature_config.working_size)), 0, 1)
+    uv = predict_chroma(model, y_work)
+    uv = resize_to(uv, y.shape, interpolation=cv2.INTER_LINEAR)  # (H, W, 2)
+    out = np.empty(y.shape + (3,), np.uint8)
+    for r in range(0, y.shape[0], STRIP_ROWS):
+        rows = slice(r, r + STRIP_ROWS)
+        out[rows] = to_uint8(combine_luma_chroma(y[rows], uv[rows]))
+    return out
+
+
+@dataclass
+class Outcome:
+    source: str
+    output: str
+    status: str  # "done", "skipped", "failed"
+    message: str = ""
+    seconds: float = 0.0
+
+
+def colorize_file(model, src, dst, overwrite=False):
+    """Colorize one file into `dst` (written atomically). Never raises for a bad input."""
+    start = time.perf_counter()
+    if Path(dst).exists() and not overwrite:
+        return Outcome(str(src), str(dst), "skipped", f"{dst}: exists, skipped (use --overwrite)")
+    try:
+        image = read_image(src)
+        if is_colour(image):
+            log.warning("%s: colour input, reduced to its luminance", src)
+        rgb = colorize_luma(model, luminance(image))
+        write_image(dst, rgb)
+    except ImageError as exc:
+        return Outcome(str(src), str(dst), "failed", str(exc))
+    except (ValueError, OSError) as exc:
+        return Outcome(str(src), str(dst), "failed", f"{src}: {exc}")
+    return Outcome(str(src), str(dst), "done", seconds=time.perf_counter() - start)
+
+
+def plan_outputs(src, dst, suffix=".png"):
+    """Pairs (input, output) for a file or a folder; output names keep the input's stem.
+
+    A folder's tree is mirrored under `dst`. For a single file, `dst` is the
+    output file if it has an image suffix, otherwise the folder to write into.
+    Returns (pairs, problems): inputs whose output would collide with an
+    earlier input's (``a.jpg`` and ``a.png`` side by side) are problems.
+    """
+    src, dst = Path(src), Path(dst)
+    inputs = find_images(src)
+    if src.is_file():
+        out = dst if dst.suffix.lower() in IMAGE_EXTENSIONS else dst / (src.stem + suffix)
+        return [(src, out)], []
+    pairs, problems, taken = [], [], {}
+    for path in inputs:
+        out = dst / path.relative_to(src).with_suffix(suffix)
+        if out in taken:
+            problems.append(f"{path}: output {out} would also be written for {taken[out]}; skipped")
+            continue
+        taken[out] = path
+        pairs.append((path, out))
+    return pairs, problems
+
+
+_WORKER_MODELS = {}
+
+
+def _worker_colorize(model_dir, src, dst, overwrite):
+    """Worker-side task: the model is loaded once per worker process and cached."""
+    import torch
+
+    from deepcolor.ensemble import Model
+
+    key = str(Path(model_dir).resolve())
+    if key not in _WORKER_MODELS:
+        torch.set_num_threads(1)
+        _WORKER_MODELS[key] = Model.load(model_dir)
+    return colorize_file(_WORKER_MODELS[key], src, dst, overwrite)
+
+
+def colorize_batch(model, model_dir, pairs, jobs=1, overwrite=False, quiet=False):
+    """Colorize (input, output) pairs; yields an Outcome per pair as each finishes."""
+    bar = progress_bar(total=len(pairs), desc="colorize", unit="img", quiet=quiet)
+    if jobs == 1:
+        results = (colorize_file(model, s, d, overwrite) for s, d in pairs)
+    else:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=jobs, return_as="generator_unordered")(
+            delayed(_worker_colorize)(model_dir, s, d, overwrite) for s, d in pairs
+        )
+    try:
+        for outcome in results:
+            bar.update(1)
+            yield outcome
+    finally:
+        bar.close()

@@ -1,0 +1,186 @@
+"""Settings of each stage, one frozen dataclass per stage.
+
+Defaults cite the paper where it fixes them; every other default is our choice,
+documented with the measurement that decided it in docs/DESIGN.md. Each config
+validates itself on construction, round-trips through a plain dict (stored as
+JSON in every artifact) and can be loaded from a TOML file.
+"""
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+
+
+def _positive_int(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _positive_float(name, value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+class _Config:
+    def to_dict(self):
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} setting(s) {unknown}; known: {sorted(names)}")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**kwargs)
+
+    def replace(self, **changes):
+        """A copy with `changes` applied; None values are ignored (unset CLI options)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class FeatureConfig(_Config):
+    """How per-pixel features and training samples are made from an image."""
+
+    # Names from the deepcolor.features registry, concatenated in this order.
+    # Cheng et al. 2015, Sec. 3.1: low level (patch) + mid level (DAISY) [+ semantic].
+    features: tuple = ("patch", "daisy")
+    # Longest side, in pixels, of the image the features are computed on (never
+    # upsampled). Our choice: the paper does not say; 256 is the working size
+    # of most colorizers (docs/DESIGN.md).
+    working_size: int = 256
+    # Side of the low-level patch: 7x7 = 49 values (Cheng et al. 2015, Sec. 3.1).
+    patch_size: int = 7
+    # DAISY layout: (rings * histograms + 1) * orientations = 32 values, the
+    # length secondary sources give for the paper. Radius and backend chosen
+    # by measurement (docs/DESIGN.md).
+    daisy_radius: int = 8
+    daisy_rings: int = 1
+    daisy_histograms: int = 3
+    daisy_orientations: int = 8
+    daisy_backend: str = "skimage"
+    # Training pixels sampled uniformly at random from each reference image.
+    pixels_per_image: int = 4096
+    # References whose chrominance spread (RMS distance of U, V from their
+    # image mean) is below this are skipped as near-grey or single-tinted
+    # (sepia) photos: they teach no colour (docs/DESIGN.md).
+    min_chroma_spread: float = 0.02
+    seed: int = 0
+
+    def __post_init__(self):
+        from deepcolor.features import DAISY_BACKENDS, FEATURES
+
+        if not self.features:
+            raise ValueError("features must name at least one feature")
+        unknown = [n for n in self.features if n not in FEATURES]
+        if unknown:
+            raise ValueError(f"unknown feature(s) {unknown}; known: {sorted(FEATURES)}")
+        for name in ("working_size", "patch_size", "daisy_radius", "daisy_rings",
+                     "daisy_histograms", "daisy_orientations", "pixels_per_image"):
+            _positive_int(name, getattr(self, name))
+        if self.patch_size % 2 == 0:
+            raise ValueError(f"patch_size must be a positive odd int, got {self.patch_size!r}")
+        if self.working_size < 16:
+            raise ValueError(f"working_size must be at least 16, got {self.working_size}")
+        if self.daisy_backend not in DAISY_BACKENDS:
+            raise ValueError(f"daisy_backend must be one of {DAISY_BACKENDS}, got {self.daisy_backend!r}")
+        if not isinstance(self.min_chroma_spread, (int, float)) or self.min_chroma_spread < 0:
+            raise ValueError(f"min_chroma_spread must be a number >= 0, got {self.min_chroma_spread!r}")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+
+    def params(self):
+        """The mapping that `deepcolor.features.compute_features` takes."""
+        return self.to_dict()
+
+    def extraction_key(self):
+        """Hash of every setting that changes what a shard holds."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def dim(self):
+        from deepcolor.features import feature_dim
+
+        return feature_dim(self.features, self.params())
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """How one chrominance network is trained (Cheng et al. 2015, Sec. 3.2)."""
+
+    # Three hidden layers and a linear two-value (U, V) output (paper). Width:
+    # ours, the paper is said to use half the input width (docs/DESIGN.md).
+    hidden: int = 128
+    n_hidden_layers: int = 3
+    # Least squares on U, V (paper) with Adam; batch and schedule are ours.
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 1024
+    max_epochs: int = 60
+    # Early stopping: stop after `patience` epochs without a better
+    # held-out MSE, keep the best weights. The held-out part is a fraction of
+    # the reference *images* (not pixels), so it measures generalisation.
+    patience: int = 6
+    val_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("hidden", "n_hidden_layers", "batch_size", "max_epochs", "patience"):
+            _positive_int(name, getattr(self, name))
+        _positive_float("lr", self.lr)
+        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 0.9:
+            raise ValueError(f"val_fraction must be in (0, 0.9), got {self.val_fraction!r}")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+
+
+@dataclass(frozen=True)
+class RefineConfig(_Config):
+    """Joint bilateral refinement of U, V guided by Y (Cheng et al. 2015, Sec. 3.3).
+
+    The paper gives no window or sigmas; ours were chosen on BSDS500 val
+    (docs/DESIGN.md). Applied at the working size, before upsampling.
+    """
+
+    enabled: bool = True
+    diameter: int = 9
+    sigma_color: float = 0.1  # in luminance units, Y in [0, 1]
+    sigma_space: float = 3.0  # in pixels of the working-size image
+
+    def __post_init__(self):
+        if not isinstance(self.enabled, bool):
+            raise ValueError(f"enabled must be a bool, got {self.enabled!r}")
+        _positive_int("diameter", self.diameter)
+        _positive_float("sigma_color", self.sigma_color)
+        _positive_float("sigma_space", self.sigma_space)
+
+
+CONFIG_SECTIONS = {"features": FeatureConfig, "train": TrainConfig, "refine": RefineConfig}
+
+
+def load_toml(path):
+    """Read a TOML file with optional [features], [train] and [refine] tables.
+
+    Returns a dict mapping section name to its config object (defaults for the
+    sections the file leaves out).
+    """
+    with open(path, "rb") as fh:
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(data) - set(CONFIG_SECTIONS))
+    if unknown:
+        raise ValueError(f"{path}: unknown section(s) {unknown}; known: {sorted(CONFIG_SECTIONS)}")
+    try:
+        return {name: cls.from_dict(data.get(name, {})) for name, cls in CONFIG_SECTIONS.items()}
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+

@@ -1,0 +1,209 @@
+"""`deepcolor features`: training samples from a folder of colour reference photos.
+
+Each reference is brought to the working size, converted to BT.601 YUV, and
+`pixels_per_image` pixels are sampled with a seed derived from the image's
+content; their features (from Y) and true chrominance (U, V) are written as
+one shard per image. A manifest lists every reference with its status, so a
+rerun skips images whose content and feature settings are unchanged.
+"""
+
+import hashlib
+import io
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from joblib import Parallel, delayed
+
+from deepcolor import __version__
+from deepcolor.color import rgb_to_yuv
+from deepcolor.config import FeatureConfig
+from deepcolor.core import resize_to, working_shape
+from deepcolor.features import compute_features
+from deepcolor.io import ImageError, atomic_write_bytes, atomic_write_text, find_images, read_image, to_float
+from deepcolor.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+FORMAT = "deepcolor-features"
+FORMAT_VERSION = 1
+
+
+def file_sha256(path, chunk=1 << 20):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def reference_yuv(image, working_size):
+    """YUV float32 (h, w, 3) of an RGB reference at the working size.
+
+    Raises ValueError for a grey image: a reference must be in colour.
+    """
+    if image.ndim == 2:
+        raise ValueError("grey image, a reference must be in colour")
+    rgb = resize_to(to_float(image), working_shape(image.shape, working_size))
+    return rgb_to_yuv(rgb)
+
+
+def chroma_spread(uv):
+    """RMS distance of an image's (U, V) from its mean chroma: 0 for grey and for a uniform tint."""
+    uv = uv.reshape(-1, 2)
+    return float(np.sqrt(((uv - uv.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+def extract_samples(yuv, cfg, rng):
+    """Sample pixels of one reference: features (n, D) and chrominance (n, 2), float32."""
+    y, uv = yuv[..., 0], yuv[..., 1:]
+    feats = compute_features(np.clip(y, 0.0, 1.0), cfg.features, cfg.params())  # (h, w, D)
+    n_pix = y.size
+    n = min(cfg.pixels_per_image, n_pix)
+    idx = rng.choice(n_pix, size=n, replace=False)
+    return feats.reshape(n_pix, -1)[idx], uv.reshape(n_pix, 2)[idx].astype(np.float32)
+
+
+def _shard_name(sha, cfg):
+    return f"{sha[:24]}-{cfg.extraction_key()}.npz"
+
+
+def _process(path, sha, out_dir, cfg):
+    """Extract one reference; returns its manifest entry (never raises for a bad image)."""
+    entry = {"source": str(path), "sha256": sha}
+    try:
+        yuv = reference_yuv(read_image(path), cfg.working_size)
+        spread = chroma_spread(yuv[..., 1:])
+        entry["chroma_spread"] = round(spread, 5)
+        if spread < cfg.min_chroma_spread:
+            entry["status"] = "near-grey"
+            return entry
+        seed = [cfg.seed, int(sha[:15], 16)]  # per image, independent of order and workers
+        x, uv = extract_samples(yuv, cfg, np.random.default_rng(seed))
+        buf = io.BytesIO()
+        np.savez(buf, x=x, uv=uv)
+        name = _shard_name(sha, cfg)
+        atomic_write_bytes(Path(out_dir) / "shards" / name, buf.getvalue())
+        entry.update(status="ok", shard=f"shards/{name}", n_pixels=int(len(x)),
+                     size=list(yuv.shape[:2]))
+    except (ImageError, ValueError) as exc:
+        entry.update(status="failed", error=str(exc) if isinstance(exc, ImageError) else f"{path}: {exc}")
+    return entry
+
+
+def load_manifest(features_dir):
+    """Read a features manifest; raises ValueError naming the file if it is missing or malformed."""
+    path = Path(features_dir) / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no features manifest here; run 'deepcolor features' first") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable features manifest ({exc})") from None
+    if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: not a deepcolor features manifest of format version {FORMAT_VERSION} "
+            f"(format={data.get('format')!r}, version={data.get('format_version')!r})"
+        )
+    return data
+
+
+def extract_folder(ref_dirs, out_dir, cfg=None, jobs=1, quiet=False):
+    """Extract training samples from every image under `ref_dirs` into `out_dir`.
+
+    Returns the manifest dict. References whose content hash and feature
+    settings match an existing shard are not processed again.
+    """
+    cfg = cfg or FeatureConfig()
+    out_dir = Path(out_dir)
+    paths = []
+    for ref in ref_dirs:
+        found = find_images(ref)  # raises ImageError for a missing folder
+        if not found:
+            log.warning("%s: no image files found", ref)
+        paths += found
+    if not paths:
+        raise ValueError(f"no reference images found in {', '.join(map(str, ref_dirs))}")
+
+    previous = {}
+    if (out_dir / MANIFEST).exists():
+        try:
+            old = load_manifest(out_dir)
+            if old["feature_config"] == cfg.to_dict():
+                previous = {e["sha256"]: e for e in old["images"] if e["status"] in ("ok", "near-grey")}
+        except ValueError as exc:
+            log.warning("%s; starting afresh", exc)
+
+    start = time.perf_counter()
+    entries, todo, seen = [], [], {}
+    for path in paths:
+        try:
+            sha = file_sha256(path)
+        except OSError as exc:
+            entries.append({"source": str(path), "status": "failed",
+                            "error": f"{path}: cannot read ({exc.strerror})"})
+            continue
+        if sha in seen:
+            entries.append({"source": str(path), "sha256": sha, "status": "duplicate",
+                            "duplicate_of": seen[sha]})
+            continue
+        seen[sha] = str(path)
+        old = previous.get(sha)
+        if old and (old["status"] == "near-grey" or (out_dir / old["shard"]).exists()):
+            entries.append({**old, "source": str(path), "reused": True})
+        else:
+            todo.append((path, sha))
+
+    bar = progress_bar(total=len(todo), desc="features", unit="img", quiet=quiet)
+    results = Parallel(n_jobs=jobs, return_as="generator_unordered")(
+        delayed(_process)(path, sha, out_dir, cfg) for path, sha in todo
+    )
+    for entry in results:
+        bar.update(1)
+        if entry["status"] == "failed":
+            log.error("%s", entry["error"])
+        elif entry["status"] == "near-grey":
+            log.info("%s: skipped, near-grey reference (chroma spread %.4f < %.4f)",
+                     entry["source"], entry["chroma_spread"], cfg.min_chroma_spread)
+        entries.append(entry)
+    bar.close()
+    entries.sort(key=lambda e: e["source"])
+
+    counts = {}
+    for e in entries:
+        counts[e["status"]] = counts.get(e["status"], 0) + 1
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "deepcolor_version": __version__,
+        "feature_config": cfg.to_dict(),
+        "feature_dim": cfg.dim,
+        "counts": counts,
+        "reused": sum(1 for e in entries if e.get("reused")),
+        "seconds": round(time.perf_counter() - start, 3),
+        "images": entries,
+    }
+    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1))
+    return manifest
+
+
+def load_shards(features_dir, manifest=None):
+    """Load every ok shard: list of (source, x (n, D), uv (n, 2)) in manifest order."""
+    features_dir = Path(features_dir)
+    manifest = manifest or load_manifest(features_dir)
+    out = []
+    for e in manifest["images"]:
+        if e["status"] != "ok":
+            continue
+        path = features_dir / e["shard"]
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                out.append((e["source"], data["x"], data["uv"]))
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: unreadable feature shard ({exc}); rerun 'deepcolor features'") from None
+    return out
+
+

@@ -1,0 +1,127 @@
+"""The chrominance network of Cheng et al. (2015), Sec. 3.2, and its training.
+
+A fully connected network maps a pixel's feature vector to its (U, V): three
+hidden layers with ReLU and a linear output of two neurons, trained by least
+squares on pixels sampled from the reference images.
+"""
+
+import logging
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+class ChromaNet(nn.Module):
+    """Feature vector (N, D) -> chrominance (N, 2).
+
+    Input normalisation (per-feature mean and standard deviation of the
+    training pixels) is held as buffers so a loaded network needs nothing else.
+    """
+
+    def __init__(self, in_dim, hidden=128, n_hidden_layers=3):
+        super().__init__()
+        layers, width = [], in_dim
+        for _ in range(n_hidden_layers):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, 2))  # linear U, V output (paper)
+        self.body = nn.Sequential(*layers)
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("std", torch.ones(in_dim))
+
+    def forward(self, x):
+        return self.body((x - self.mean) / self.std)
+
+
+def normalisation(x):
+    """Per-column mean and standard deviation (std floored at 1e-6), float32."""
+    mean = x.mean(axis=0, dtype=np.float64)
+    std = np.sqrt(np.maximum(x.var(axis=0, dtype=np.float64), 0.0))
+    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+
+
+@torch.no_grad()
+def predict(net, x, batch_size=65536):
+    """Run `net` on features `x` (N, D) float32; returns (N, 2) float32."""
+    net.eval()
+    x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    out = [net(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
+
+
+def _mse(net, x, y, batch_size=65536):
+    pred = predict(net, x, batch_size)
+    return float(np.mean((pred - y) ** 2))
+
+
+def train_network(x_train, y_train, x_val, y_val, cfg, progress=None):
+    """Fit a `ChromaNet` by least squares with Adam and early stopping.
+
+    Parameters
+    ----------
+    x_train, x_val : ndarray of shape (N, D), float32
+        Pixel features of the training and held-out reference images.
+    y_train, y_val : ndarray of shape (N, 2), float32
+        Their true U, V.
+    cfg : deepcolor.config.TrainConfig
+    progress : callable, optional
+        Called after each epoch with a dict (epoch, train_mse, val_mse).
+
+    Returns
+    -------
+    net : ChromaNet
+        With the weights of the epoch of lowest held-out MSE.
+    history : dict
+        Per-epoch train and held-out MSE, best epoch, seconds.
+    """
+    if len(x_train) == 0 or len(x_val) == 0:
+        raise ValueError(
+            f"training needs pixels in both parts, got {len(x_train)} training and "
+            f"{len(x_val)} held-out pixels"
+        )
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    net = ChromaNet(x_train.shape[1], cfg.hidden, cfg.n_hidden_layers)
+    mean, std = normalisation(x_train)
+    net.mean.copy_(torch.from_numpy(mean))
+    net.std.copy_(torch.from_numpy(std))
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    xt = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
+    yt = torch.from_numpy(np.ascontiguousarray(y_train, dtype=np.float32))
+    history = {"train_mse": [], "val_mse": []}
+    best, best_state, best_epoch, stale = np.inf, None, -1, 0
+    start = time.perf_counter()
+    for epoch in range(cfg.max_epochs):
+        net.train()
+        order = torch.randperm(len(xt), generator=gen)
+        total = 0.0
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            loss = torch.mean((net(xt[idx]) - yt[idx]) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        train_mse = total / len(xt)
+        val_mse = _mse(net, x_val, y_val)
+        history["train_mse"].append(train_mse)
+        history["val_mse"].append(val_mse)
+        if progress is not None:
+            progress({"epoch": epoch, "train_mse": train_mse, "val_mse": val_mse})
+        log.debug("epoch %d train MSE %.6f held-out MSE %.6f", epoch, train_mse, val_mse)
+        if val_mse < best - 1e-7:
+            best, best_epoch, stale = val_mse, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    net.load_state_dict(best_state)
+    net.eval()
+    history.update(best_epoch=best_epoch, best_val_mse=best, epochs_run=epoch + 1,
+                   seconds=round(time.perf_counter() - start, 3))
+    return net, history
