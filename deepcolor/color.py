@@ -104,7 +104,7 @@ def combine_luma_chroma(y, uv):
     ----------
     y : ndarray of shape (H, W), float in [0, 1]
         Luminance to keep.
-    uv : ndarray of shape (H, W, 2), float
+    uv : ndarray of shape (H, W, 2), float, finite
         Predicted chrominance.
 
     Returns
@@ -114,11 +114,13 @@ def combine_luma_chroma(y, uv):
     Notes
     -----
     Clipping an out-of-gamut RGB colour channel by channel changes its luminance.
-    Instead each pixel's chrominance is scaled towards zero by the largest factor
-    s in [0, 1] that keeps R, G and B in [0, 1]; Y is then unchanged, so the
-    output's luminance is the input's up to the final rounding to integers.
-    The paper does not say how it handles the gamut.
+    Instead each out-of-gamut pixel's chrominance is scaled towards zero by the
+    largest factor s in [0, 1] that keeps R, G and B in [0, 1]; Y is then
+    unchanged, so the output's luminance is the input's up to the final
+    rounding to integers. The paper does not say how it handles the gamut.
     """
+    import cv2
+
     y = np.asarray(y, dtype=np.float32)
     uv = np.asarray(uv, dtype=np.float32)
     if y.ndim != 2 or uv.shape != y.shape + (2,):
@@ -127,15 +129,29 @@ def combine_luma_chroma(y, uv):
         raise ValueError(f"y must lie in [0, 1], got range [{y.min():.4g}, {y.max():.4g}]")
     if not np.isfinite(uv).all():
         raise ValueError("uv must be finite, got NaN or infinite values")
-    delta = uv @ _CHROMA2RGB.astype(np.float32)  # (H, W, 3): RGB change at constant Y
-    yy = y[..., None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room = np.where(delta > 0, (1.0 - yy) / delta, np.where(delta < 0, -yy / delta, np.inf))
-    scale = np.clip(room.min(axis=-1, keepdims=True), 0.0, 1.0)  # (H, W, 1)
-    rgb = yy + scale * delta
-    return np.clip(rgb, 0.0, 1.0, out=rgb)
+    if y.size == 0:
+        return np.zeros(y.shape + (3,), np.float32)
+    yuv = cv2.merge([y, uv[..., 0], uv[..., 1]])  # (H, W, 3)
+    rgb = cv2.transform(yuv, _YUV2RGB.astype(np.float32))  # (H, W, 3), per-pixel matrix product
+    inside = cv2.inRange(rgb, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # (H, W) uint8, 255 where in gamut
+    rows, cols = np.nonzero(inside == 0)
+    if rows.size:  # only out-of-gamut pixels: scale their chroma at constant luminance
+        yy = y[rows, cols][:, None]  # (n, 1)
+        delta = rgb[rows, cols] - yy  # (n, 3): RGB change due to the chroma
+        with np.errstate(divide="ignore", invalid="ignore"):
+            room = np.where(delta > 0, (1.0 - yy) / delta, np.where(delta < 0, -yy / delta, np.inf))
+        scale = np.clip(room.min(axis=1, keepdims=True), 0.0, 1.0)
+        rgb[rows, cols] = np.clip(yy + scale * delta, 0.0, 1.0)
+    return rgb
 
 
 def to_uint8(image):
-    """Round a float image in [0, 1] to uint8."""
-    return np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+    """Round a float image in [0, 1] to uint8 (to nearest, values outside clipped)."""
+    import cv2
+
+    image = np.asarray(image, dtype=np.float32)
+    if image.size == 0:
+        return np.zeros(image.shape, np.uint8)
+    # saturate_cast rounds to nearest (ties to even, as np.rint) and clips to 0..255
+    out = cv2.convertScaleAbs(np.maximum(image, 0.0), alpha=255.0)
+    return out.reshape(image.shape)

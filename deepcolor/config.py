@@ -67,7 +67,7 @@ class FeatureConfig(_Config):
     # References whose chrominance spread (RMS distance of U, V from their
     # image mean) is below this are skipped as near-grey or single-tinted
     # (sepia) photos: they teach no colour (docs/DESIGN.md).
-    min_chroma_spread: float = 0.02
+    min_chroma_spread: float = 0.01
     seed: int = 0
 
     def __post_init__(self):

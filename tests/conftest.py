@@ -26,3 +26,115 @@ def tol():
 def rng():
     """A fresh seeded generator per test, so results do not depend on test order."""
     return np.random.default_rng(20150101)
+
+
+# =============================================================================
+# Shared by test_pipeline.py and test_cli.py: tiny synthetic scenes, tiny
+# settings and one tiny trained model. (Added with those files; the block
+# above belongs to the colour/feature/io tests.)
+# =============================================================================
+
+# Odd, non-square (rows, cols) of the training references: a swapped axis shows.
+TINY_SIZES = [(40, 33), (37, 45), (41, 39), (35, 43), (43, 37), (39, 47)]
+
+
+def _tiny_scene(h, w, seed):
+    """uint8 RGB (h, w, 3): two regions whose colour follows their luminance and texture.
+
+    Left of a seeded vertical split: bright (Y 0.60..0.76), horizontal ripples,
+    reddish (U -0.10, V 0.20). Right of it: dark (Y 0.24..0.40), vertical
+    ripples, bluish (U 0.15, V -0.08). Both colours are inside the RGB gamut,
+    so the truth's chrominance is exactly the intended one up to 8-bit rounding;
+    a network that sees the luminance patch can learn the colour.
+    """
+    from deepcolor.color import yuv_to_rgb
+
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    left = cols < rng.uniform(0.35, 0.65) * w
+    phase = rng.uniform(0.0, 2.0 * np.pi)
+    y = np.where(left, 0.68 + 0.08 * np.sin(rows / 2.5 + phase), 0.32 + 0.08 * np.sin(cols / 2.5 + phase))
+    u = np.where(left, -0.10, 0.15)
+    v = np.where(left, 0.20, -0.08)
+    rgb = yuv_to_rgb(np.stack([y, u, v], axis=-1))  # (h, w, 3) float64
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_scene():
+    """``tiny_scene(h, w, seed)`` -> uint8 RGB (h, w, 3); see `_tiny_scene`."""
+    return _tiny_scene
+
+
+def _write_tiny_refs(folder, seeds=range(len(TINY_SIZES)), suffix=".png"):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in seeds:
+        h, w = TINY_SIZES[seed % len(TINY_SIZES)]
+        paths.append(folder / f"r{seed}{suffix}")
+        Image.fromarray(_tiny_scene(h, w, seed)).save(paths[-1])
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_refs():
+    """``tiny_refs(folder, seeds=range(6), suffix='.png')`` writes scene ``seed`` as ``r{seed}{suffix}``.
+
+    Scene sizes cycle through `TINY_SIZES`; returns the paths written.
+    """
+    return _write_tiny_refs
+
+
+@pytest.fixture(scope="session")
+def tiny_configs():
+    """Small settings: features at most 32 px wide, a network that learns in a fraction of a second."""
+    from deepcolor.config import FeatureConfig, RefineConfig, TrainConfig
+
+    return {
+        "features": FeatureConfig(working_size=32, daisy_radius=3, pixels_per_image=200),
+        "train": TrainConfig(hidden=16, lr=1e-2, batch_size=128, max_epochs=20, patience=4,
+                             val_fraction=0.3),
+        "refine": RefineConfig(),
+    }
+
+
+@pytest.fixture
+def torch_one_thread():
+    """One torch thread for the test: tiny batches run ~10x slower with 2 threads on 2 cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_features_dir(tmp_path_factory, tiny_configs):
+    """Features of the six `TINY_SIZES` scenes (seeds 0..5) under `tiny_configs`. Read-only."""
+    from deepcolor.extract import extract_folder
+
+    root = tmp_path_factory.mktemp("tiny_features")
+    _write_tiny_refs(root / "refs")
+    extract_folder([root / "refs"], root / "features", tiny_configs["features"], quiet=True)
+    return root / "features"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_configs, tiny_features_dir):
+    """A model trained on `tiny_features_dir` with `tiny_configs`. Read-only: copy it to change it."""
+    import torch
+
+    from deepcolor.train import train_model
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = train_model(tiny_features_dir, tiny_configs["train"], tiny_configs["refine"], quiet=True)
+    finally:
+        torch.set_num_threads(before)
+    model_dir = tmp_path_factory.mktemp("tiny_model") / "model"
+    model.save(model_dir)
+    return model_dir

@@ -1,0 +1,54 @@
+# deepcolor: `make` lists the targets. Paths are variables: make colorize IN=scans OUT=colour
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Data: $DEEPCOLOR_DATA if set, else ../shared/data (the development data beside the checkout).
+DATA ?= $(or $(DEEPCOLOR_DATA),../shared/data)
+REFS ?= $(DATA)/bsds500/train $(DATA)/bsds500/val
+FEATURES ?= work/features
+MODEL ?= work/model
+IN ?= $(DATA)/bsds500/test
+OUT ?= work/colorized
+TRUTH ?= $(IN)
+JOBS ?= 2
+SEED ?= 0
+BENCH_OUT ?= work/bench.json
+
+.DEFAULT_GOAL := help
+.PHONY: help install features train-clusters colorize evaluate bench demo test clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(BIN)/deepcolor: setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	@touch $@
+
+install: $(BIN)/deepcolor ## create .venv and install deepcolor with pinned dependencies
+
+features: install ## sample training pixels from REFS into FEATURES
+	$(BIN)/deepcolor features $(REFS) --out $(FEATURES) --jobs $(JOBS)
+
+train-clusters: install ## train the model in MODEL from FEATURES (one network for now)
+	$(BIN)/deepcolor train $(FEATURES) --out $(MODEL) --seed $(SEED) --overwrite
+
+colorize: install ## colorize IN (file or folder) into OUT with MODEL
+	$(BIN)/deepcolor colorize $(IN) $(OUT) --model $(MODEL) --jobs $(JOBS)
+
+evaluate: install ## PSNR, SSIM, colourfulness of OUT against TRUTH (written to OUT/../evaluation)
+	$(BIN)/deepcolor evaluate --truth $(TRUTH) --pred $(OUT) --out $(dir $(OUT))evaluation --jobs $(JOBS)
+
+bench: install ## measure quality and speed on BSDS500 (DATA); JSON on stdout and in BENCH_OUT
+	$(BIN)/python -m deepcolor.bench --data $(DATA) --jobs $(JOBS) --out $(BENCH_OUT)
+
+demo: install ## train on sample photos shipped with scikit-image/scikit-learn, colorize others, print PSNR
+	$(BIN)/python -m deepcolor.demo --work work/demo
+
+test: install ## run the test suite
+	$(BIN)/python -m pytest
+
+clean: ## remove work/ (features, models, outputs of these targets)
+	rm -rf work
