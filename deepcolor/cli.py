@@ -158,11 +158,11 @@ def build_parser():
 
 
 def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)  # --help and --version end here, before torch is imported
     from deepcolor.ensemble import ModelError
     from deepcolor.io import ImageError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
     if getattr(args, "jobs", 1) == 0:
         parser.error("--jobs must not be 0")

@@ -53,10 +53,13 @@ def colorize_luma(model, y):
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 2:
         raise ValueError(f"y must be a 2-D (H, W) luminance image, got shape {y.shape}")
-    min_side = max(model.feature_config.patch_size // 2, model.feature_config.daisy_radius) + 1
-    if min(y.shape) < min_side:
-        raise ValueError(f"image of shape {y.shape} is too small: both sides must be at least {min_side} px")
-    y_work = np.clip(resize_to(y, working_shape(y.shape, model.feature_config.working_size)), 0, 1)
+    fcfg = model.feature_config
+    work = working_shape(y.shape, fcfg.working_size)
+    min_side = max(fcfg.patch_size // 2, fcfg.daisy_radius) + 1
+    if min(work) < min_side:
+        raise ValueError(f"image of shape {y.shape} is too small: at the working size {work} "
+                         f"both sides must be at least {min_side} px")
+    y_work = np.clip(resize_to(y, work), 0, 1)
     uv = predict_chroma(model, y_work)
     uv = resize_to(uv, y.shape, interpolation=cv2.INTER_LINEAR)  # (H, W, 2)
     out = np.empty(y.shape + (3,), np.uint8)
@@ -98,22 +101,31 @@ def plan_outputs(src, dst, suffix=".png"):
 
     A folder's tree is mirrored under `dst`. For a single file, `dst` is the
     output file if it has an image suffix, otherwise the folder to write into.
-    Returns (pairs, problems): inputs whose output would collide with an
-    earlier input's (``a.jpg`` and ``a.png`` side by side) are problems.
+    Returns (pairs, problems): an input whose output would collide with an
+    earlier input's (``a.jpg`` and ``a.png`` side by side) or would replace an
+    input file is a problem, never overwritten. When `dst` lies inside `src`,
+    the files under `dst` are not taken as inputs.
     """
     src, dst = Path(src), Path(dst)
     inputs = find_images(src)
     if src.is_file():
         out = dst if dst.suffix.lower() in IMAGE_EXTENSIONS else dst / (src.stem + suffix)
+        if out.resolve() == src.resolve():
+            return [], [f"{src}: the output would replace the input; choose another OUT"]
         return [(src, out)], []
+    dst_abs = dst.resolve()
+    inputs = [p for p in inputs if not p.resolve().is_relative_to(dst_abs)]
+    input_set = {p.resolve() for p in inputs}
     pairs, problems, taken = [], [], {}
     for path in inputs:
         out = dst / path.relative_to(src).with_suffix(suffix)
-        if out in taken:
+        if out.resolve() in input_set:
+            problems.append(f"{path}: output {out} would replace an input file; skipped")
+        elif out in taken:
             problems.append(f"{path}: output {out} would also be written for {taken[out]}; skipped")
-            continue
-        taken[out] = path
-        pairs.append((path, out))
+        else:
+            taken[out] = path
+            pairs.append((path, out))
     return pairs, problems
 
 

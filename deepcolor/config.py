@@ -8,6 +8,7 @@ JSON in every artifact) and can be loaded from a TOML file.
 
 import dataclasses
 import hashlib
+import math
 import json
 import tomllib
 from dataclasses import dataclass
@@ -19,8 +20,13 @@ def _positive_int(name, value):
 
 
 def _positive_float(name, value):
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _non_negative_float(name, value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 class _Config:
@@ -73,8 +79,13 @@ class FeatureConfig(_Config):
     def __post_init__(self):
         from deepcolor.features import DAISY_BACKENDS, FEATURES
 
+        if isinstance(self.features, str):
+            raise ValueError(f"features must be a list of names, got the string {self.features!r}; "
+                             f"write [{self.features!r}]")
         if not self.features:
             raise ValueError("features must name at least one feature")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError(f"features must not repeat, got {list(self.features)}")
         unknown = [n for n in self.features if n not in FEATURES]
         if unknown:
             raise ValueError(f"unknown feature(s) {unknown}; known: {sorted(FEATURES)}")
@@ -87,8 +98,7 @@ class FeatureConfig(_Config):
             raise ValueError(f"working_size must be at least 16, got {self.working_size}")
         if self.daisy_backend not in DAISY_BACKENDS:
             raise ValueError(f"daisy_backend must be one of {DAISY_BACKENDS}, got {self.daisy_backend!r}")
-        if not isinstance(self.min_chroma_spread, (int, float)) or self.min_chroma_spread < 0:
-            raise ValueError(f"min_chroma_spread must be a number >= 0, got {self.min_chroma_spread!r}")
+        _non_negative_float("min_chroma_spread", self.min_chroma_spread)
         if not isinstance(self.seed, int):
             raise ValueError(f"seed must be an int, got {self.seed!r}")
 
@@ -114,8 +124,10 @@ class TrainConfig(_Config):
 
     # Three hidden layers and a linear two-value (U, V) output (paper). Width:
     # ours, the paper is said to use half the input width (docs/DESIGN.md).
-    hidden: int = 128
+    hidden: int = 64
     n_hidden_layers: int = 3
+    # Dropout after each hidden layer while training (0: none).
+    dropout: float = 0.0
     # Least squares on U, V (paper) with Adam; batch and schedule are ours.
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -132,8 +144,9 @@ class TrainConfig(_Config):
         for name in ("hidden", "n_hidden_layers", "batch_size", "max_epochs", "patience"):
             _positive_int(name, getattr(self, name))
         _positive_float("lr", self.lr)
-        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        _non_negative_float("weight_decay", self.weight_decay)
         if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 0.9:
             raise ValueError(f"val_fraction must be in (0, 0.9), got {self.val_fraction!r}")
         if not isinstance(self.seed, int):
@@ -157,6 +170,8 @@ class RefineConfig(_Config):
         if not isinstance(self.enabled, bool):
             raise ValueError(f"enabled must be a bool, got {self.enabled!r}")
         _positive_int("diameter", self.diameter)
+        if self.diameter < 3:
+            raise ValueError(f"diameter must be at least 3 (OpenCV's smallest window), got {self.diameter}")
         _positive_float("sigma_color", self.sigma_color)
         _positive_float("sigma_space", self.sigma_space)
 
@@ -170,11 +185,13 @@ def load_toml(path):
     Returns a dict mapping section name to its config object (defaults for the
     sections the file leaves out).
     """
-    with open(path, "rb") as fh:
-        try:
+    try:
+        with open(path, "rb") as fh:
             data = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read settings file ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
     unknown = sorted(set(data) - set(CONFIG_SECTIONS))
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {unknown}; known: {sorted(CONFIG_SECTIONS)}")

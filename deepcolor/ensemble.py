@@ -92,10 +92,8 @@ class Model:
             atomic_write_bytes(model_dir / wname, weights)
             atomic_write_bytes(model_dir / nname, norm)
             files[wname], files[nname] = _sha(weights), _sha(norm)
-            first = net.body[0]
-            nets.append({"weights": wname, "normalisation": nname, "in_dim": first.in_features,
-                         "hidden": first.out_features,
-                         "n_hidden_layers": sum(isinstance(m, torch.nn.Linear) for m in net.body) - 1})
+            nets.append({"weights": wname, "normalisation": nname, "in_dim": net.in_dim,
+                         "hidden": net.hidden[0].out_features, "n_hidden_layers": len(net.hidden)})
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -122,6 +120,8 @@ class Model:
             raise ModelError(f"{mpath}: missing; {model_dir} is not a deepcolor model directory") from None
         except (OSError, json.JSONDecodeError) as exc:
             raise ModelError(f"{mpath}: unreadable model manifest ({exc})") from None
+        if not isinstance(manifest, dict):
+            raise ModelError(f"{mpath}: not a deepcolor model manifest (a JSON {type(manifest).__name__})")
         if manifest.get("format") != FORMAT:
             raise ModelError(f"{mpath}: not a deepcolor model manifest (format={manifest.get('format')!r})")
         if manifest.get("format_version") != FORMAT_VERSION:
@@ -129,6 +129,8 @@ class Model:
                 f"{mpath}: model format version {manifest.get('format_version')!r}, "
                 f"this deepcolor reads version {FORMAT_VERSION}"
             )
+        if not isinstance(manifest.get("files"), dict):
+            raise ModelError(f"{mpath}: model manifest without a table of files and checksums")
         blobs = {}
         for name, sha in manifest["files"].items():
             path = model_dir / name
@@ -155,8 +157,9 @@ class Model:
                 networks.append(net)
         except (KeyError, ValueError, RuntimeError) as exc:
             raise ModelError(f"{mpath}: inconsistent model ({type(exc).__name__}: {exc})") from None
-        if networks[0].body[0].in_features != fcfg.dim:
-            raise ModelError(f"{mpath}: network input {networks[0].body[0].in_features} != feature length {fcfg.dim}")
+        if networks[0].in_dim != fcfg.dim:
+            raise ModelError(f"{mpath}: network input length {networks[0].in_dim} does not match "
+                             f"the feature length {fcfg.dim} of its feature settings")
         model = cls(networks, fcfg, tcfg, rcfg, manifest.get("info"))
         model.manifest = manifest
         return model

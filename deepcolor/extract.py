@@ -103,11 +103,15 @@ def load_manifest(features_dir):
         raise ValueError(f"{path}: no features manifest here; run 'deepcolor features' first") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: unreadable features manifest ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a deepcolor features manifest (a JSON {type(data).__name__})")
     if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{path}: not a deepcolor features manifest of format version {FORMAT_VERSION} "
             f"(format={data.get('format')!r}, version={data.get('format_version')!r})"
         )
+    if not isinstance(data.get("images"), list):
+        raise ValueError(f"{path}: features manifest without a list of images")
     return data
 
 

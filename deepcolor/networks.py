@@ -22,19 +22,24 @@ class ChromaNet(nn.Module):
     training pixels) is held as buffers so a loaded network needs nothing else.
     """
 
-    def __init__(self, in_dim, hidden=128, n_hidden_layers=3):
+    def __init__(self, in_dim, hidden=64, n_hidden_layers=3, dropout=0.0):
         super().__init__()
-        layers, width = [], in_dim
-        for _ in range(n_hidden_layers):
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        layers.append(nn.Linear(width, 2))  # linear U, V output (paper)
-        self.body = nn.Sequential(*layers)
+        widths = [in_dim] + [hidden] * n_hidden_layers
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.out = nn.Linear(widths[-1], 2)  # linear U, V output (paper)
+        self.dropout = dropout  # applied after each hidden ReLU while training only
         self.register_buffer("mean", torch.zeros(in_dim))
         self.register_buffer("std", torch.ones(in_dim))
 
+    @property
+    def in_dim(self):
+        return self.hidden[0].in_features
+
     def forward(self, x):
-        return self.body((x - self.mean) / self.std)
+        x = (x - self.mean) / self.std  # (N, D)
+        for layer in self.hidden:
+            x = nn.functional.dropout(torch.relu(layer(x)), self.dropout, self.training)  # (N, hidden)
+        return self.out(x)  # (N, 2)
 
 
 def normalisation(x):
@@ -85,7 +90,7 @@ def train_network(x_train, y_train, x_val, y_val, cfg, progress=None):
         )
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    net = ChromaNet(x_train.shape[1], cfg.hidden, cfg.n_hidden_layers)
+    net = ChromaNet(x_train.shape[1], cfg.hidden, cfg.n_hidden_layers, cfg.dropout)
     mean, std = normalisation(x_train)
     net.mean.copy_(torch.from_numpy(mean))
     net.std.copy_(torch.from_numpy(std))

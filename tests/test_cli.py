@@ -1,0 +1,524 @@
+"""Tests for the command line: ``deepcolor {features,train,colorize,evaluate}``.
+
+`deepcolor.cli.main` runs in-process (return code, stdout and stderr checked);
+one test runs ``python -m deepcolor`` and the console script in a subprocess.
+Settings travel through a TOML file (``--config``), as a user would pass them.
+"""
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import deepcolor
+from deepcolor import cli
+from deepcolor.color import rgb_to_gray_u8
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(torch_one_thread):
+    """Every test here runs torch on one thread (speed on 2-core CI)."""
+
+
+@pytest.fixture
+def run(capsys):
+    """``run(*argv)`` -> (return code, stdout, stderr) of ``deepcolor argv`` run in-process.
+
+    `main` reconfigures the root logger (``basicConfig(force=True)``) onto the
+    captured stderr; the root logger's handlers and level are put back after.
+    """
+
+    def _run(*argv):
+        capsys.readouterr()
+        root = logging.getLogger()
+        before, level = list(root.handlers), root.level
+        try:
+            rc = cli.main([str(a) for a in argv])
+        finally:
+            for h in root.handlers[:]:
+                if h not in before:
+                    root.removeHandler(h)
+            for h in before:
+                if h not in root.handlers:
+                    root.addHandler(h)
+            root.setLevel(level)
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return _run
+
+
+def _toml_text(cfgs):
+    lines = []
+    for section, cfg in cfgs.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in cfg.to_dict().items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def config_toml(tmp_path, tiny_configs):
+    """The tiny settings of tests/conftest.py as a TOML file."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(_toml_text(tiny_configs))
+    return path
+
+
+def _save(path, image, **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path, **kwargs)
+    return path
+
+
+def _errors(err):
+    return [line for line in err.splitlines() if line.startswith("ERROR: ")]
+
+
+def _psnr(truth, pred):
+    mse = np.mean((truth.astype(np.float64) - pred.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0**2 / mse)
+
+
+def _stats(root):
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _leftovers(root):
+    return [p for p in root.rglob("*") if p.name.endswith(".part")]
+
+
+@pytest.fixture
+def grey_dir(tmp_path, tiny_scene):
+    """Two grey photos, one nested, one JPEG; their colour truths are in grey_dir.truth."""
+    grey = tmp_path / "grey"
+    truths = {"g0": tiny_scene(38, 47, 200), "sub/g1": tiny_scene(45, 37, 201)}
+    _save(grey / "g0.png", rgb_to_gray_u8(truths["g0"]))
+    _save(grey / "sub" / "g1.jpg", rgb_to_gray_u8(truths["sub/g1"]), quality=98)
+    return grey
+
+
+# --- the whole path ----------------------------------------------------------
+
+
+def test_cli_features_train_colorize_evaluate(run, tmp_path, tiny_refs, tiny_scene, config_toml):
+    refs, feats, model, out = tmp_path / "refs", tmp_path / "features", tmp_path / "model", tmp_path / "out"
+    tiny_refs(refs)
+    truths = {"t0": tiny_scene(38, 47, 300), "sub/t1": tiny_scene(45, 37, 301)}
+    for stem, rgb in truths.items():
+        _save(tmp_path / "truth" / f"{stem}.png", rgb)
+        _save(tmp_path / "grey" / f"{stem}.png", rgb_to_gray_u8(rgb))
+
+    rc, _, err = run("features", refs, "--out", feats, "--config", config_toml, "-q")
+    assert rc == 0, err
+    assert ("features: 6 references sampled (0 reused), 0 near-grey skipped, 0 duplicates, "
+            f"0 failed -> {feats}") in err
+    assert (feats / "manifest.json").is_file() and len(list((feats / "shards").iterdir())) == 6
+
+    rc, _, err = run("train", feats, "--out", model, "--config", config_toml, "-q")
+    assert rc == 0, err
+    assert re.search(r"train: best held-out MSE \d\.\d{6} at epoch \d+ of \d+ \(.* s\) -> "
+                     + re.escape(str(model)), err)
+    assert sorted(os.listdir(model)) == ["manifest.json", "net-000.npz", "net-000.safetensors"]
+
+    rc, _, err = run("colorize", tmp_path / "grey", out, "--model", model, "-q")
+    assert rc == 0, err
+    assert "colorize: 2 colorized, 0 skipped (existing), 0 failed in" in err
+    for stem, rgb in truths.items():
+        assert np.asarray(Image.open(out / f"{stem}.png")).shape == rgb.shape
+
+    rc, stdout, err = run("evaluate", "--truth", tmp_path / "truth", "--pred", out, "--out", tmp_path / "eval")
+    assert rc == 0, err
+    summary = json.loads(stdout)
+    assert summary["count"] == 2 and summary["n_failures"] == 0
+    grey = {stem: np.repeat(rgb_to_gray_u8(rgb)[..., None], 3, axis=2) for stem, rgb in truths.items()}
+    grey_psnr = np.mean([_psnr(truths[stem], grey[stem]) for stem in truths])
+    assert summary["psnr_mean"] > grey_psnr + 8  # measured: ~31 dB against ~15 dB for grey
+    assert json.loads((tmp_path / "eval" / "summary.json").read_text())["count"] == 2
+    assert (tmp_path / "eval" / "metrics.csv").read_text().count("\n") == 3
+
+
+# --- features ----------------------------------------------------------------
+
+
+def test_cli_features_bad_file(run, tmp_path, tiny_refs, config_toml):
+    good = tiny_refs(tmp_path / "refs", seeds=[0, 1])
+    broken = tmp_path / "refs" / "broken.png"
+    data = good[0].read_bytes()
+    broken.write_bytes(data[: len(data) // 2])  # a truncated PNG
+    rc, _, err = run("features", tmp_path / "refs", "--out", tmp_path / "features", "--config", config_toml)
+    assert rc == 1
+    errors = _errors(err)
+    assert len(errors) == 1 and errors[0].startswith(f"ERROR: {broken}: corrupt or truncated image ("), errors
+    assert "features: 2 references sampled (0 reused), 0 near-grey skipped, 0 duplicates, 1 failed" in err
+
+
+def test_cli_features_options_override_config(run, tmp_path, tiny_refs, config_toml):
+    tiny_refs(tmp_path / "refs", seeds=[0, 1])
+    rc, _, err = run("features", tmp_path / "refs", "--out", tmp_path / "features", "--config", config_toml,
+                     "--features", "patch", "--working-size", "40", "--pixels-per-image", "50", "--seed", "3",
+                     "--daisy-backend", "opencv")
+    assert rc == 0, err
+    manifest = json.loads((tmp_path / "features" / "manifest.json").read_text())
+    cfg = manifest["feature_config"]
+    assert (cfg["features"], cfg["working_size"], cfg["pixels_per_image"], cfg["seed"], cfg["daisy_backend"]) == (
+        ["patch"], 40, 50, 3, "opencv")
+    assert cfg["daisy_radius"] == 3  # from the TOML file
+    assert manifest["feature_dim"] == 49
+
+
+def test_cli_features_rerun_reuses(run, tmp_path, tiny_refs, config_toml):
+    tiny_refs(tmp_path / "refs", seeds=[0, 1, 2])
+    argv = ("features", tmp_path / "refs", "--out", tmp_path / "features", "--config", config_toml, "-q")
+    assert run(*argv)[0] == 0
+    rc, _, err = run(*argv)
+    assert rc == 0
+    assert "features: 3 references sampled (3 reused)" in err
+
+
+@pytest.mark.parametrize("option, value, match", [
+    ("--working-size", "8", "working_size must be at least 16, got 8"),
+    ("--pixels-per-image", "0", "pixels_per_image must be a positive int, got 0"),
+    ("--features", "patch,colour", "unknown feature(s) ['colour']"),
+])
+def test_cli_features_exception_bad_option(run, tmp_path, tiny_refs, option, value, match):
+    tiny_refs(tmp_path / "refs", seeds=[0])
+    rc, _, err = run("features", tmp_path / "refs", "--out", tmp_path / "features", option, value)
+    assert rc == 2
+    errors = _errors(err)
+    assert len(errors) == 1 and errors[0].startswith(f"ERROR: {match}"), errors
+    assert not (tmp_path / "features").exists()
+
+
+def test_cli_features_exception_bad_config(run, tmp_path, tiny_refs):
+    tiny_refs(tmp_path / "refs", seeds=[0])
+    toml = tmp_path / "bad.toml"
+    toml.write_text("[features]\npatch_size = 4\n")
+    rc, _, err = run("features", tmp_path / "refs", "--out", tmp_path / "features", "--config", toml)
+    assert rc == 2
+    assert _errors(err) == [f"ERROR: {toml}: patch_size must be a positive odd int, got 4"]
+
+
+def test_cli_features_exception_missing_config(run, tmp_path, tiny_refs):
+    tiny_refs(tmp_path / "refs", seeds=[0])
+    rc, _, err = run("features", tmp_path / "refs", "--out", tmp_path / "features",
+                     "--config", tmp_path / "missing.toml")
+    assert rc == 2
+    assert str(tmp_path / "missing.toml") in err
+
+
+def test_cli_features_exception_empty_folder(run, tmp_path):
+    (tmp_path / "refs").mkdir()
+    rc, _, err = run("features", tmp_path / "refs", "--out", tmp_path / "features")
+    assert rc == 2
+    assert _errors(err) == [f"ERROR: no reference images found in {tmp_path / 'refs'}"]
+
+
+def test_cli_features_exception_nonexistent(run, tmp_path):
+    rc, _, err = run("features", tmp_path / "nope", "--out", tmp_path / "features")
+    assert rc == 2
+    assert _errors(err) == [f"ERROR: {tmp_path / 'nope'}: no such file or folder"]
+
+
+def test_cli_exception_jobs_zero(run, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run("features", tmp_path, "--out", tmp_path / "features", "--jobs", "0")
+    assert exc.value.code == 2
+    assert "--jobs must not be 0" in capsys.readouterr().err
+
+
+def test_cli_exception_no_command(run, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run()
+    assert exc.value.code == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+# --- train -------------------------------------------------------------------
+
+
+def test_cli_train_overwrite(run, tmp_path, tiny_features_dir, config_toml):
+    model = tmp_path / "model"
+    argv = ("train", tiny_features_dir, "--out", model, "--config", config_toml, "-q", "--epochs", "3")
+    assert run(*argv)[0] == 0
+    manifest = (model / "manifest.json").read_bytes()
+    assert json.loads(manifest)["train_config"]["max_epochs"] == 3  # the option beats the TOML's 20
+
+    rc, _, err = run(*argv, "--seed", "5")
+    assert rc == 2
+    assert _errors(err) == [f"ERROR: {model}: a model exists here; use --overwrite to replace it"]
+    assert (model / "manifest.json").read_bytes() == manifest
+
+    rc, _, err = run(*argv, "--seed", "5", "--hidden", "6", "--overwrite")
+    assert rc == 0, err
+    new = json.loads((model / "manifest.json").read_text())
+    assert (new["train_config"]["seed"], new["train_config"]["hidden"]) == (5, 6)
+    assert new["networks"][0]["hidden"] == 6
+
+
+def test_cli_train_exception_no_features(run, tmp_path):
+    rc, _, err = run("train", tmp_path, "--out", tmp_path / "model")
+    assert rc == 2
+    assert _errors(err) == [f"ERROR: {tmp_path / 'manifest.json'}: no features manifest here; "
+                            "run 'deepcolor features' first"]
+    assert not (tmp_path / "model").exists()
+
+
+def test_cli_train_exception_bad_option(run, tmp_path, tiny_features_dir):
+    rc, _, err = run("train", tiny_features_dir, "--out", tmp_path / "model", "--epochs", "0")
+    assert rc == 2
+    assert _errors(err) == ["ERROR: max_epochs must be a positive int, got 0"]
+
+
+# --- colorize ----------------------------------------------------------------
+
+
+def test_cli_colorize_bad_files(run, tmp_path, tiny_model_dir, tiny_scene):
+    src, out = tmp_path / "in", tmp_path / "out"
+    good = ["g0.png", "sub/g1.jpg", "folder.png/inner.png"]
+    for i, name in enumerate(good):
+        _save(src / name, rgb_to_gray_u8(tiny_scene(37 + i, 45 - i, 400 + i)))
+    png = (src / "g0.png").read_bytes()
+    bad = {
+        "empty.png": "empty file (0 bytes)",
+        "trunc.png": "corrupt or truncated image",
+        "notes.jpg": "not an image file that Pillow can read",
+        "sub/small.png": "image of shape (2, 30) is too small",
+    }
+    (src / "empty.png").write_bytes(b"")
+    (src / "trunc.png").write_bytes(png[: len(png) // 2])
+    (src / "notes.jpg").write_text("shopping list\n")
+    _save(src / "sub" / "small.png", np.full((2, 30), 90, np.uint8))
+
+    rc, _, err = run("colorize", src, out, "--model", tiny_model_dir, "-q")
+    assert rc == 1
+    errors = _errors(err)
+    assert len(errors) == len(bad)
+    for name, problem in bad.items():
+        mine = [e for e in errors if str(src / name) in e]
+        assert len(mine) == 1, name
+        assert mine[0].startswith(f"ERROR: {src / name}: {problem}"), mine[0]
+    assert "colorize: 3 colorized, 0 skipped (existing), 4 failed in" in err
+    for name in good:
+        assert np.asarray(Image.open((out / name).with_suffix(".png"))).ndim == 3
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
+        Path(n).with_suffix(".png").as_posix() for n in good)
+
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.mark.parametrize("how", [
+    pytest.param("chmod", marks=pytest.mark.skipif(IS_ROOT, reason="root reads a chmod 000 file anyway")),
+    "simulated",  # Pillow's open raises PermissionError, as for a chmod 000 file: runs as root too
+])
+def test_cli_colorize_unreadable_file(run, tmp_path, tiny_model_dir, tiny_scene, monkeypatch, how):
+    import PIL.Image
+
+    src = tmp_path / "in"
+    _save(src / "ok.png", rgb_to_gray_u8(tiny_scene(37, 45, 410)))
+    locked = _save(src / "locked.png", rgb_to_gray_u8(tiny_scene(37, 45, 411)))
+    if how == "chmod":
+        locked.chmod(0)
+    else:
+        real_open = PIL.Image.open
+
+        def guarded_open(fp, *args, **kwargs):
+            if Path(fp) == locked:
+                raise PermissionError(13, "Permission denied", str(fp))
+            return real_open(fp, *args, **kwargs)
+
+        monkeypatch.setattr(PIL.Image, "open", guarded_open)
+    try:
+        rc, _, err = run("colorize", src, tmp_path / "out", "--model", tiny_model_dir, "-q")
+    finally:
+        locked.chmod(0o644)
+    assert rc == 1
+    assert _errors(err) == [f"ERROR: {locked}: permission denied"]
+    assert "colorize: 1 colorized, 0 skipped (existing), 1 failed" in err
+    assert (tmp_path / "out" / "ok.png").is_file() and not (tmp_path / "out" / "locked.png").exists()
+
+
+def test_cli_colorize_collision(run, tmp_path, tiny_model_dir, tiny_scene):
+    src = tmp_path / "in"
+    _save(src / "a.jpg", rgb_to_gray_u8(tiny_scene(37, 45, 420)), quality=95)
+    _save(src / "a.png", rgb_to_gray_u8(tiny_scene(37, 45, 421)))
+    rc, _, err = run("colorize", src, tmp_path / "out", "--model", tiny_model_dir, "-q")
+    assert rc == 1
+    assert _errors(err) == [f"ERROR: {src / 'a.png'}: output {tmp_path / 'out' / 'a.png'} would also be "
+                            f"written for {src / 'a.jpg'}; skipped"]
+    assert "colorize: 1 colorized, 0 skipped (existing), 1 failed" in err
+
+
+def test_cli_colorize_twice_skips_then_overwrites(run, tmp_path, tiny_model_dir, grey_dir):
+    out = tmp_path / "out"
+    argv = ("colorize", grey_dir, out, "--model", tiny_model_dir)
+    rc, _, err = run(*argv)
+    assert rc == 0 and "colorize: 2 colorized, 0 skipped (existing), 0 failed" in err
+    first = _stats(out)
+    assert len(first) == 2
+
+    rc, _, err = run(*argv)
+    assert rc == 0
+    assert "colorize: 0 colorized, 2 skipped (existing), 0 failed" in err
+    assert f"INFO: {out / 'g0.png'}: exists, skipped (use --overwrite)" in err.splitlines()
+    assert _stats(out) == first  # not rewritten
+
+    rc, _, err = run(*argv, "--overwrite")
+    assert rc == 0 and "colorize: 2 colorized, 0 skipped (existing), 0 failed" in err
+    second = _stats(out)
+    assert second.keys() == first.keys()
+    assert all(second[p][0] != first[p][0] for p in first)  # replaced by new files (atomic rename)
+
+
+def test_cli_colorize_jobs_same_as_serial(run, tmp_path, tiny_model_dir, grey_dir):
+    assert run("colorize", grey_dir, tmp_path / "one", "--model", tiny_model_dir, "-q")[0] == 0
+    rc, _, err = run("colorize", grey_dir, tmp_path / "two", "--model", tiny_model_dir, "-q", "--jobs", "2")
+    assert rc == 0, err
+    assert "colorize: 2 colorized" in err
+    for name in ["g0.png", "sub/g1.png"]:
+        one = (tmp_path / "one" / name).read_bytes()
+        two = (tmp_path / "two" / name).read_bytes()
+        # One torch thread in each worker and here: the same sums in the same order.
+        assert one == two, name
+
+
+def test_cli_colorize_single_file(run, tmp_path, tiny_model_dir, grey_dir):
+    rc, _, err = run("colorize", grey_dir / "g0.png", tmp_path / "colour.jpg", "--model", tiny_model_dir, "-q")
+    assert rc == 0, err
+    assert np.asarray(Image.open(tmp_path / "colour.jpg")).shape == (38, 47, 3)
+    rc, _, err = run("colorize", grey_dir / "sub" / "g1.jpg", tmp_path / "outdir", "--model", tiny_model_dir, "-q")
+    assert rc == 0, err
+    assert np.asarray(Image.open(tmp_path / "outdir" / "g1.png")).shape == (45, 37, 3)
+
+
+def test_cli_colorize_colour_input_notice(run, tmp_path, tiny_model_dir, tiny_scene):
+    src = _save(tmp_path / "in" / "colour.png", tiny_scene(37, 45, 430))
+    rc, _, err = run("colorize", tmp_path / "in", tmp_path / "out", "--model", tiny_model_dir, "-q")
+    assert rc == 0
+    assert f"WARNING: {src}: colour input, reduced to its luminance" in err.splitlines()
+
+
+def test_cli_colorize_inputs_untouched(run, tmp_path, tiny_model_dir, grey_dir):
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in grey_dir.rglob("*") if p.is_file()}
+    assert run("colorize", grey_dir, tmp_path / "out", "--model", tiny_model_dir, "-q", "--overwrite")[0] == 0
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in grey_dir.rglob("*") if p.is_file()} == before
+    assert not _leftovers(tmp_path)
+
+
+def test_cli_colorize_never_overwrites_input(run, tmp_path, tiny_model_dir, grey_dir):
+    original = (grey_dir / "g0.png").read_bytes()
+    run("colorize", grey_dir, grey_dir, "--model", tiny_model_dir, "-q", "--overwrite")
+    assert (grey_dir / "g0.png").read_bytes() == original
+
+
+def test_cli_colorize_output_inside_input(run, tmp_path, tiny_model_dir, grey_dir):
+    argv = ("colorize", grey_dir, grey_dir / "colour", "--model", tiny_model_dir, "-q")
+    assert run(*argv)[0] == 0
+    run(*argv)
+    assert not (grey_dir / "colour" / "colour").exists()
+
+
+def test_cli_colorize_empty_folder(run, tmp_path, tiny_model_dir):
+    (tmp_path / "in").mkdir()
+    rc, _, err = run("colorize", tmp_path / "in", tmp_path / "out", "--model", tiny_model_dir)
+    assert rc == 0
+    assert f"WARNING: {tmp_path / 'in'}: no image files found" in err.splitlines()
+    assert "colorize: 0 colorized, 0 skipped (existing), 0 failed" in err
+
+
+def test_cli_colorize_exception_nonexistent_input(run, tmp_path, tiny_model_dir):
+    rc, _, err = run("colorize", tmp_path / "nope", tmp_path / "out", "--model", tiny_model_dir)
+    assert rc == 2
+    assert _errors(err) == [f"ERROR: {tmp_path / 'nope'}: no such file or folder"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_colorize_exception_missing_model(run, tmp_path, grey_dir):
+    rc, _, err = run("colorize", grey_dir, tmp_path / "out", "--model", tmp_path / "nomodel")
+    assert rc == 2
+    assert _errors(err) == [f"ERROR: {tmp_path / 'nomodel'}: no such model directory"]
+
+
+def test_cli_colorize_exception_corrupt_model(run, tmp_path, tiny_model_dir, grey_dir):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    weights = model / "net-000.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    rc, _, err = run("colorize", grey_dir, tmp_path / "out", "--model", model)
+    assert rc == 2
+    assert _errors(err) == [f"ERROR: {weights}: checksum mismatch (sha256 differs from "
+                            f"{model / 'manifest.json'}); the model is corrupt"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_colorize_exception_no_default_model(run, tmp_path, grey_dir, monkeypatch):
+    monkeypatch.setattr(cli, "DEFAULT_MODEL", tmp_path / "no-bundled-model")
+    rc, _, err = run("colorize", grey_dir, tmp_path / "out")
+    assert rc == 2
+    assert _errors(err) == ["ERROR: no --model given and no bundled default model is installed; "
+                            "train one with 'deepcolor features' and 'deepcolor train'"]
+
+
+# --- evaluate ----------------------------------------------------------------
+
+
+@pytest.fixture
+def eval_dirs(tmp_path, tiny_scene):
+    truth, pred = tmp_path / "truth", tmp_path / "pred"
+    for stem, seed in [("a", 500), ("sub/b", 501)]:
+        rgb = tiny_scene(37, 45, seed)
+        _save(truth / f"{stem}.png", rgb)
+        _save(pred / f"{stem}.png", np.repeat(rgb_to_gray_u8(rgb)[..., None], 3, axis=2))
+    return truth, pred
+
+
+def test_cli_evaluate_ok(run, eval_dirs):
+    truth, pred = eval_dirs
+    rc, out, err = run("evaluate", "--truth", truth, "--pred", pred)
+    assert rc == 0, err
+    summary = json.loads(out)
+    assert summary["count"] == 2 and summary["n_failures"] == 0
+    assert 10 < summary["psnr_mean"] < 20  # grey against colour
+
+
+def test_cli_evaluate_missing_prediction(run, eval_dirs):
+    truth, pred = eval_dirs
+    (pred / "sub" / "b.png").unlink()
+    rc, out, err = run("evaluate", "--truth", truth, "--pred", pred)
+    assert rc == 1
+    assert _errors(err) == [f"ERROR: {truth / 'sub' / 'b.png'}: no prediction with stem 'sub/b' in {pred}"]
+    assert json.loads(out)["count"] == 1
+
+
+def test_cli_evaluate_exception_nonexistent(run, eval_dirs, tmp_path):
+    _, pred = eval_dirs
+    rc, out, err = run("evaluate", "--truth", tmp_path / "nope", "--pred", pred)
+    assert rc == 2
+    assert out == ""
+    assert _errors(err) == [f"ERROR: truth folder must be an existing folder, got {str(tmp_path / 'nope')!r} "
+                            "(does not exist)"]
+
+
+# --- entry points ------------------------------------------------------------
+
+
+def test_cli_entry_points_subprocess():
+    help_ = subprocess.run([sys.executable, "-m", "deepcolor", "--help"], capture_output=True, text=True,
+                           timeout=120)
+    assert help_.returncode == 0, help_.stderr
+    for command in ("features", "train", "colorize", "evaluate"):
+        assert command in help_.stdout
+    script = Path(sys.executable).with_name("deepcolor")  # the venv's console script
+    if not script.exists():
+        script = Path(shutil.which("deepcolor") or "deepcolor (console script not installed)")
+    version = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip() == f"deepcolor {deepcolor.__version__}"
