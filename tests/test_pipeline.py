@@ -665,7 +665,7 @@ def test_colorize_luma_beats_grey(tiny_model, tiny_scene):
 
 def test_colorize_luma_exception_too_small(tiny_model):
     with pytest.raises(ValueError, match=re.escape(
-            "image of shape (3, 40) is too small: at the working size (3, 32) "
+            "image of shape (3, 40) is too small: at the working size (2, 32) "
             "both sides must be at least 4 px")):
         colorize_luma(tiny_model, np.full((3, 40), 0.5, np.float32))
 
