@@ -9,9 +9,11 @@ Prints one JSON document (and writes it to --out). Sections:
   test) for: grey (zero chroma), the references' mean chroma, the model
   without refinement, the model. Grey inputs are the 8-bit BT.601 luma of
   each truth image.
-- ``speed``: colorize time per test image (excluding start-up, reading and
-  writing; and including them), and a 12-megapixel photo through
-  `colorize_file` in a fresh process with its peak resident memory.
+- ``speed``: colorize time per test image, model loaded (start-up excluded):
+  in memory (luminance in, RGB out) over all test images, and through
+  `colorize_file` (read, colorize, write PNG) over the first 50; and a
+  12-megapixel photo through `colorize_file` in a fresh process, with that
+  process's peak resident memory (Python and torch included).
 
 Run ``python -m deepcolor.bench --help`` for the options.
 """
@@ -95,9 +97,23 @@ def score_model(model, items):
     return scores, times
 
 
+def time_files(model, paths, work):
+    """Seconds per file of `colorize_file` (read, colorize, write PNG), model already loaded."""
+    from deepcolor.colorize import colorize_file
+
+    times = []
+    for p in paths:
+        t = time.perf_counter()
+        out = colorize_file(model, p, Path(work) / "files" / f"{p.stem}.png", overwrite=True)
+        times.append(time.perf_counter() - t)
+        if out.status != "done":
+            raise RuntimeError(out.message)
+    return times
+
+
 def summary(values):
-    return {"mean": round(float(np.mean(values)), 3), "median": round(float(np.median(values)), 3),
-            "n": len(values)}
+    return {"mean": round(float(np.mean(values)), 4), "median": round(float(np.median(values)), 4),
+            "max": round(float(np.max(values)), 4), "n": len(values)}
 
 
 def references_mean_chroma(features_dir):
@@ -224,6 +240,7 @@ def main(argv=None):
         }
         report["speed"] = {
             "colorize_in_memory_s_per_image": summary(times),
+            "colorize_file_s_per_image": summary(time_files(model, test_paths[:50], work)),
             "large": bench_large(Path(work) / "model", test_paths[0], work),
         }
     text = json.dumps(report, indent=1)

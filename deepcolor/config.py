@@ -68,6 +68,7 @@ class FeatureConfig(_Config):
     daisy_histograms: int = 3
     daisy_orientations: int = 8
     daisy_backend: str = "skimage"
+    daisy_normalization: str = "l1"
     # Training pixels sampled uniformly at random from each reference image.
     pixels_per_image: int = 4096
     # References whose chrominance spread (RMS distance of U, V from their
@@ -77,7 +78,7 @@ class FeatureConfig(_Config):
     seed: int = 0
 
     def __post_init__(self):
-        from deepcolor.features import DAISY_BACKENDS, FEATURES
+        from deepcolor.features import DAISY_BACKENDS, DAISY_NORMALIZATIONS, FEATURES
 
         if isinstance(self.features, str):
             raise ValueError(f"features must be a list of names, got the string {self.features!r}; "
@@ -98,6 +99,9 @@ class FeatureConfig(_Config):
             raise ValueError(f"working_size must be at least 16, got {self.working_size}")
         if self.daisy_backend not in DAISY_BACKENDS:
             raise ValueError(f"daisy_backend must be one of {DAISY_BACKENDS}, got {self.daisy_backend!r}")
+        if self.daisy_normalization not in DAISY_NORMALIZATIONS:
+            raise ValueError(f"daisy_normalization must be one of {DAISY_NORMALIZATIONS}, "
+                             f"got {self.daisy_normalization!r}")
         _non_negative_float("min_chroma_spread", self.min_chroma_spread)
         if not isinstance(self.seed, int):
             raise ValueError(f"seed must be an int, got {self.seed!r}")

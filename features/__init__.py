@@ -12,12 +12,14 @@ import numpy as np
 
 from ._validate import check_gray
 from .daisy import BACKENDS as DAISY_BACKENDS
+from .daisy import NORMALIZATIONS as DAISY_NORMALIZATIONS
 from .daisy import daisy_dim, daisy_features
 from .patch import patch_features
 
 __all__ = [
     "FEATURES",
     "DAISY_BACKENDS",
+    "DAISY_NORMALIZATIONS",
     "compute_features",
     "daisy_features",
     "feature_dim",
@@ -44,7 +46,7 @@ FEATURES = {
         compute=lambda gray, p: daisy_features(
             gray, radius=p["daisy_radius"], rings=p["daisy_rings"],
             histograms=p["daisy_histograms"], orientations=p["daisy_orientations"],
-            backend=p["daisy_backend"],
+            backend=p["daisy_backend"], normalization=p["daisy_normalization"],
         ),
         dim=lambda p: daisy_dim(p["daisy_rings"], p["daisy_histograms"], p["daisy_orientations"]),
         description="dense DAISY descriptor (mid level)",

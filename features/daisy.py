@@ -13,6 +13,10 @@ import numpy as np
 from ._validate import check_gray
 
 BACKENDS = ("skimage", "opencv")
+NORMALIZATIONS = ("l1", "l2", "daisy", "off")
+# OpenCV's names for the normalisations; it has no L1, which we apply to its raw descriptor.
+_OPENCV_NORMS = {"l1": "DAISY_NRM_NONE", "l2": "DAISY_NRM_FULL", "daisy": "DAISY_NRM_PARTIAL",
+                 "off": "DAISY_NRM_NONE"}
 
 
 def daisy_dim(rings=1, histograms=3, orientations=8):
@@ -20,7 +24,8 @@ def daisy_dim(rings=1, histograms=3, orientations=8):
     return (rings * histograms + 1) * orientations
 
 
-def daisy_features(gray, radius=8, rings=1, histograms=3, orientations=8, backend="skimage"):
+def daisy_features(gray, radius=8, rings=1, histograms=3, orientations=8, backend="skimage",
+                   normalization="l1"):
     """Dense DAISY descriptor at every pixel.
 
     Parameters
@@ -34,6 +39,12 @@ def daisy_features(gray, radius=8, rings=1, histograms=3, orientations=8, backen
         values.
     backend : {'skimage', 'opencv'}, optional
         Which implementation computes it.
+    normalization : {'l1', 'l2', 'daisy', 'off'}, optional
+        As in ``skimage.feature.daisy``: the whole descriptor to unit L1 or L2
+        norm, each histogram to unit L2 norm ('daisy', Tola et al.), or none
+        ('off': raw gradient magnitudes, so flat regions give small values).
+        Default 'l1', scikit-image's default. OpenCV has no 'l1': its raw
+        descriptor is scaled to unit sum here.
 
     Returns
     -------
@@ -61,6 +72,8 @@ def daisy_features(gray, radius=8, rings=1, histograms=3, orientations=8, backen
             raise ValueError(f"DAISY {name} must be a positive int, got {value!r}")
     if backend not in BACKENDS:
         raise ValueError(f"DAISY backend must be one of {BACKENDS}, got {backend!r}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"DAISY normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     gray = check_gray(gray)
     if radius >= min(gray.shape):
         raise ValueError(
@@ -68,20 +81,20 @@ def daisy_features(gray, radius=8, rings=1, histograms=3, orientations=8, backen
             f"got shape {gray.shape}"
         )
     if backend == "skimage":
-        return _daisy_skimage(gray, radius, rings, histograms, orientations)
-    return _daisy_opencv(gray, radius, rings, histograms, orientations)
+        return _daisy_skimage(gray, radius, rings, histograms, orientations, normalization)
+    return _daisy_opencv(gray, radius, rings, histograms, orientations, normalization)
 
 
-def _daisy_skimage(gray, radius, rings, histograms, orientations):
+def _daisy_skimage(gray, radius, rings, histograms, orientations, normalization):
     from skimage.feature import daisy
 
     padded = np.pad(gray.astype(np.float32, copy=False), radius, mode="reflect")
     desc = daisy(padded, step=1, radius=radius, rings=rings, histograms=histograms,
-                 orientations=orientations)  # (H, W, D) float64
+                 orientations=orientations, normalization=normalization)  # (H, W, D) float64
     return desc.astype(np.float32)
 
 
-def _daisy_opencv(gray, radius, rings, histograms, orientations):
+def _daisy_opencv(gray, radius, rings, histograms, orientations, normalization):
     import cv2
 
     height, width = gray.shape
@@ -91,16 +104,19 @@ def _daisy_opencv(gray, radius, rings, histograms, orientations):
     padded = np.pad(gray, pad, mode="reflect")
     extractor = cv2.xfeatures2d.DAISY_create(
         radius=float(radius), q_radius=rings, q_theta=histograms, q_hist=orientations,
-        norm=cv2.xfeatures2d.DAISY_NRM_PARTIAL,
+        norm=getattr(cv2.xfeatures2d, _OPENCV_NORMS[normalization]),
     )
     rows, cols = np.mgrid[pad:pad + height, pad:pad + width]  # the image's pixels in `padded`
     points = np.stack([cols.ravel(), rows.ravel()], axis=1).astype(np.float32)  # (H*W, 2) as (x, y)
     keypoints = cv2.KeyPoint.convert(points, size=1.0)
-    u8 = np.clip(np.rint(padded * 255.0), 0, 255).astype(np.uint8)
+    u8 = np.clip(np.rint(padded * 255.0), 0, 255).astype(np.uint8)  # OpenCV DAISY takes 8-bit input
     kept, desc = extractor.compute(u8, keypoints)
     if desc is None or len(kept) != height * width:
         raise RuntimeError(
             f"OpenCV DAISY returned {0 if desc is None else len(kept)} descriptors "
             f"for {height * width} pixels"
         )
-    return desc.reshape(height, width, -1).astype(np.float32, copy=False)
+    desc = desc.reshape(height, width, -1).astype(np.float32, copy=False)  # (H, W, D)
+    if normalization == "l1":
+        desc /= np.maximum(desc.sum(axis=-1, keepdims=True), np.float32(1e-12))
+    return desc

@@ -251,6 +251,7 @@ CHANGED = {
     "daisy_histograms": 4,
     "daisy_orientations": 6,
     "daisy_backend": "opencv",
+    "daisy_normalization": "off",
     "pixels_per_image": 100,
     "min_chroma_spread": 0.05,
     "seed": 1,

@@ -18,7 +18,7 @@ H, W = 13, 9  # odd, non-square: a swapped axis cannot pass
 FLOATS = [np.float32, np.float64]
 PARAMS = {
     "patch_size": 7, "daisy_radius": 4, "daisy_rings": 1, "daisy_histograms": 3,
-    "daisy_orientations": 8, "daisy_backend": "skimage",
+    "daisy_orientations": 8, "daisy_backend": "skimage", "daisy_normalization": "l1",
 }
 
 
@@ -148,17 +148,28 @@ def test_daisy_features_unit(rng, tol, dtype, shape, radius):
     np.testing.assert_allclose(interior, expected, **tol(np.float32))
 
 
-def test_daisy_features_invariant_normalisation(rng):
-    # scikit-image's default normalization='l1' makes each whole descriptor sum to 1 (not each
-    # histogram); OpenCV's NRM_PARTIAL gives each 8-bin histogram unit L2 norm (checked away
-    # from the border, see test_daisy_features_invariant_border).
+@pytest.mark.parametrize("backend", ["skimage", "opencv"])
+def test_daisy_features_invariant_normalisation(rng, backend):
+    # normalization='l1' (the default) makes each whole descriptor sum to 1 (not each
+    # histogram); 'daisy' (OpenCV's NRM_PARTIAL) gives each 8-bin histogram unit L2 norm;
+    # 'l2' the whole descriptor; 'off' leaves raw magnitudes, which scale with contrast.
     gray = _gray(rng, (DH, DW))
-    sk = daisy_features(gray, radius=DR, backend="skimage")
-    np.testing.assert_allclose(sk.sum(-1), 1.0, atol=1e-5)
-    assert sk.min() >= 0
-    cv = daisy_features(gray, radius=DR, backend="opencv")
-    norms = np.linalg.norm(cv.reshape(DH, DW, 4, 8)[2 * DR : -2 * DR, 2 * DR : -2 * DR], axis=-1)
-    np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+    l1 = daisy_features(gray, radius=DR, backend=backend)
+    np.testing.assert_allclose(l1.sum(-1), 1.0, atol=1e-5)
+    assert l1.min() >= 0
+    per_hist = daisy_features(gray, radius=DR, backend=backend, normalization="daisy")
+    np.testing.assert_allclose(np.linalg.norm(per_hist.reshape(DH, DW, 4, 8), axis=-1), 1.0, atol=1e-4)
+    whole = daisy_features(gray, radius=DR, backend=backend, normalization="l2")
+    np.testing.assert_allclose(np.linalg.norm(whole, axis=-1), 1.0, atol=1e-4)
+    raw = daisy_features(gray, radius=DR, backend=backend, normalization="off")
+    raw_half = daisy_features(gray * 0.5, radius=DR, backend=backend, normalization="off")
+    ratio = raw_half.sum() / raw.sum()
+    assert 0.4 < ratio < 0.6, ratio  # halving the contrast about halves the raw gradients
+
+
+def test_daisy_features_exception_normalization(rng):
+    with pytest.raises(ValueError, match=r"DAISY normalization must be one of \('l1', 'l2', 'daisy', 'off'\), got 'l3'"):
+        daisy_features(_gray(rng, (DH, DW)), radius=DR, normalization="l3")
 
 
 @pytest.mark.parametrize("backend", ["skimage", "opencv"])
