@@ -8,6 +8,7 @@ predicted U, V, kept in gamut at constant luminance.
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from deepcolor.refine import joint_bilateral_refine
 
 log = logging.getLogger(__name__)
 
-STRIP_ROWS = 1024  # full-resolution rows combined at a time, bounding peak memory
+STRIP_ROWS = 512  # full-resolution rows combined at a time, bounding peak memory
 
 
 def predict_chroma(model, y_work):
@@ -63,9 +64,19 @@ def colorize_luma(model, y):
     uv = predict_chroma(model, y_work)
     uv = resize_to(uv, y.shape, interpolation=cv2.INTER_LINEAR)  # (H, W, 2)
     out = np.empty(y.shape + (3,), np.uint8)
-    for r in range(0, y.shape[0], STRIP_ROWS):
+
+    def strip(r):
         rows = slice(r, r + STRIP_ROWS)
         out[rows] = to_uint8(combine_luma_chroma(y[rows], uv[rows]))
+
+    starts = range(0, y.shape[0], STRIP_ROWS)
+    threads = min(len(starts), cv2.getNumThreads())
+    if threads > 1:  # OpenCV and numpy release the GIL: strips run in parallel
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(strip, starts))
+    else:
+        for r in starts:
+            strip(r)
     return out
 
 
@@ -140,7 +151,8 @@ def _worker_colorize(model_dir, src, dst, overwrite):
 
     key = str(Path(model_dir).resolve())
     if key not in _WORKER_MODELS:
-        torch.set_num_threads(1)
+        torch.set_num_threads(1)  # one thread per worker process: the workers share the cores
+        cv2.setNumThreads(1)
         _WORKER_MODELS[key] = Model.load(model_dir)
     return colorize_file(_WORKER_MODELS[key], src, dst, overwrite)
 
