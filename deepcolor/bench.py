@@ -143,7 +143,7 @@ def train_pipeline(ref_dirs, work, fcfg, tcfg, rcfg, jobs):
 
 
 _LARGE_CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 from deepcolor.colorize import colorize_file, colorize_luma
 from deepcolor.ensemble import Model
@@ -152,8 +152,10 @@ colorize_luma(model, np.full((64, 64), 0.5, np.float32))  # start-up: first-call
 t = time.perf_counter()
 out = colorize_file(model, sys.argv[2], sys.argv[3], overwrite=True)
 sec = time.perf_counter() - t
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent across fork+exec
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
 print(json.dumps({"status": out.status, "message": out.message, "seconds": round(sec, 3),
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+                  "peak_rss_mb": round(int(hwm) / 1024, 1)}))
 """
 
 
