@@ -424,3 +424,41 @@ def evaluate_dirs(truth_dir, pred_dir, out_dir=None, n_jobs=1):
     if out_dir is not None:
         _write(out_dir, evaluation)
     return evaluation
+
+
+def segmentation_scores(pred, truth, n_groups):
+    """Pixel accuracy and mean IoU of group label maps.
+
+    Parameters
+    ----------
+    pred, truth : ndarray of int, same shape
+        Group indices in ``0..n_groups-1``; `truth` is -1 where unlabelled
+        (those pixels are not counted); `pred` may hold other values (e.g.
+        ``n_groups`` for "other"), which count as wrong.
+    n_groups : int
+
+    Returns
+    -------
+    scores : dict
+        ``pixel_accuracy`` over labelled pixels, ``mean_iou`` over the groups
+        present in `truth` or `pred`, ``confusion`` ((n_groups, n_groups + 1)
+        counts, rows truth, last column "other").
+    """
+    pred = np.asarray(pred).ravel().astype(np.int64)
+    truth = np.asarray(truth).ravel().astype(np.int64)
+    if pred.shape != truth.shape:
+        raise ValueError(f"pred and truth must have the same shape, got {pred.shape} and {truth.shape}")
+    keep = truth >= 0
+    pred, truth = pred[keep], truth[keep]
+    pred = np.where((pred >= 0) & (pred < n_groups), pred, n_groups)  # anything else is "other"
+    confusion = np.bincount(truth * (n_groups + 1) + pred, minlength=n_groups * (n_groups + 1))
+    confusion = confusion.reshape(n_groups, n_groups + 1)
+    hits = np.diag(confusion[:, :n_groups])
+    union = confusion.sum(axis=1) + confusion[:, :n_groups].sum(axis=0) - hits
+    present = union > 0
+    return {
+        "pixel_accuracy": float(hits.sum() / max(truth.size, 1)),
+        "mean_iou": float(np.mean(hits[present] / union[present])) if present.any() else 0.0,
+        "n_pixels": int(truth.size),
+        "confusion": confusion,
+    }

@@ -1,0 +1,60 @@
+"""The distilled grey-image parser (deepcolor/parser.py): shapes, training step, evaluation split."""
+
+import numpy as np
+import pytest
+import torch
+
+from deepcolor.parser import StudentParser, _block_mean, _student_module, msrc_split, train_student
+
+
+def test_block_mean_unit():
+    # 6x6 -> 3x3 blocks of 2x2; a 7x7 input drops its last row and column, as for 513 -> 128
+    stack = np.arange(7 * 7 * 2, dtype=np.float32).reshape(7, 7, 2)
+    out = _block_mean(stack, 3)
+    assert out.shape == (3, 3, 2)
+    np.testing.assert_allclose(out[1, 2, 1], stack[2:4, 4:6, 1].mean())
+
+
+def test_msrc_split_unit(tmp_path):
+    for i in range(7):
+        (tmp_path / f"{i}_s.jpg").write_bytes(b"x")
+    train, ev = msrc_split(tmp_path)
+    assert [p.name for p in ev] == ["0_s.jpg", "3_s.jpg", "6_s.jpg"]
+    assert len(train) == 4 and not set(train) & set(ev)
+
+
+def test_msrc_split_exception(tmp_path):
+    with pytest.raises(ValueError, match="no MSRC-v2 .jpg photos"):
+        msrc_split(tmp_path)
+
+
+@pytest.mark.parametrize("size", [32, 48])
+def test_student_shape(size):
+    net = _student_module(5, width=4)
+    out = net(torch.zeros(2, 1, size, size))
+    assert out.shape == (2, 5, size // 4, size // 4)
+
+
+def test_student_parser_predict_proba_shape():
+    parser = StudentParser(_student_module(3, width=4), ("a", "b", "c"), input_size=32)
+    gray = np.random.default_rng(0).random((13, 9)).astype(np.float32)
+    prob = parser.predict_proba(gray)
+    assert prob.shape == (13, 9, 3) and prob.dtype == np.float32
+    np.testing.assert_allclose(prob.sum(-1), 1.0, atol=1e-5)
+
+
+def test_train_student_learns_a_constant_scene(torch_one_thread):
+    # Bright images are class 0, dark ones class 1: a learnable rule; the held-out loss must fall.
+    rng = np.random.default_rng(0)
+    bright = rng.random(24) < 0.5
+    grey = np.where(bright[:, None, None], 200, 40).astype(np.uint8) + rng.integers(0, 10, (24, 32, 32)).astype(np.uint8)
+    targets = np.zeros((24, 8, 8, 2), np.float32)
+    targets[bright, ..., 0] = 1
+    targets[~bright, ..., 1] = 1
+    torch.manual_seed(0)
+    parser, hist = train_student(grey, targets, ("bright", "dark"), width=4, epochs=8, batch_size=8,
+                                 lr=1e-2, val_fraction=0.25)
+    assert hist["best_val"] < hist["val"][0]
+    assert hist["best_val"] < np.log(2)  # better than the uniform guess
+    prob = parser.predict_proba(np.full((20, 30), 200 / 255, np.float32))
+    assert prob[..., 0].mean() > 0.5
