@@ -444,10 +444,13 @@ def segmentation_scores(pred, truth, n_groups):
         present in `truth` or `pred`, ``confusion`` ((n_groups, n_groups + 1)
         counts, rows truth, last column "other").
     """
-    pred = np.asarray(pred).ravel().astype(np.int64)
-    truth = np.asarray(truth).ravel().astype(np.int64)
+    pred, truth = np.asarray(pred), np.asarray(truth)
     if pred.shape != truth.shape:
         raise ValueError(f"pred and truth must have the same shape, got {pred.shape} and {truth.shape}")
+    pred = pred.ravel().astype(np.int64)
+    truth = truth.ravel().astype(np.int64)
+    if truth.size and truth.max() >= n_groups:
+        raise ValueError(f"truth holds group {truth.max()}, but n_groups={n_groups}")
     keep = truth >= 0
     pred, truth = pred[keep], truth[keep]
     pred = np.where((pred >= 0) & (pred < n_groups), pred, n_groups)  # anything else is "other"

@@ -86,6 +86,9 @@ def label_groups(labels, mapping, groups, ignore=255):
     """Map an integer label image to group indices; `ignore` (and unmapped labels) become -1."""
     lut = np.full(256, -1, np.int16)
     index = {g: i for i, g in enumerate(groups)}
+    unknown = sorted({g for g in mapping.values() if g not in index})
+    if unknown:
+        raise ValueError(f"mapping names groups {unknown} that are not in groups {list(groups)}")
     for label, group in mapping.items():
         lut[label] = index[group]
     labels = np.asarray(labels)
@@ -133,9 +136,9 @@ def smooth_probabilities(prob, guide, radius=8, eps=1e-3):
     prob = np.asarray(prob, np.float32)
     if prob.ndim != 3 or prob.shape[:2] != guide.shape:
         raise ValueError(f"prob must be (H, W, K) with (H, W) = guide's {guide.shape}, got {prob.shape}")
-    if not isinstance(radius, (int, np.integer)) or radius < 1:
+    if not isinstance(radius, (int, np.integer)) or isinstance(radius, bool) or radius < 1:
         raise ValueError(f"radius must be a positive int, got {radius!r}")
-    if not (isinstance(eps, (int, float)) and 0 < eps < np.inf):
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float, np.floating)) and 0 < eps < np.inf):
         raise ValueError(f"eps must be a positive finite number, got {eps!r}")
     out = cv2.ximgproc.guidedFilter(guide.astype(np.float32), np.ascontiguousarray(prob),
                                     int(radius), float(eps))
@@ -154,7 +157,11 @@ def semantic_histogram(prob):
 
 
 def softmax(logits, axis=-1):
+    """Softmax along `axis` (a new float array; float64 unless the input is float32)."""
+    logits = np.asarray(logits)
     logits = logits - logits.max(axis=axis, keepdims=True)
+    if not np.issubdtype(logits.dtype, np.floating):
+        logits = logits.astype(np.float64)
     np.exp(logits, out=logits)
     logits /= logits.sum(axis=axis, keepdims=True)
     return logits
