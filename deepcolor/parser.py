@@ -182,16 +182,10 @@ class StudentParser:
 
     def predict_proba(self, gray):
         """Class probabilities (H, W, K) float32 of a grey image (H, W) in [0, 1]."""
-        import cv2
+        from deepcolor.features.semantic import resize_channels, softmax
 
-        from deepcolor.features.semantic import softmax
-
-        logits = np.ascontiguousarray(self.logits_grid(gray).transpose(1, 2, 0))  # (S/4, S/4, K)
-        h, w = np.asarray(gray).shape
-        up = np.concatenate([cv2.resize(np.ascontiguousarray(logits[..., k:k + 4]), (w, h),
-                                        interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
-                             for k in range(0, logits.shape[-1], 4)], axis=-1)
-        return softmax(up)
+        logits = self.logits_grid(gray).transpose(1, 2, 0)  # (S/4, S/4, K)
+        return softmax(resize_channels(logits, np.asarray(gray).shape))  # (H, W, K)
 
 
 def train_student(grey, targets, class_names, width=32, epochs=30, batch_size=32, lr=2e-3,

@@ -156,6 +156,20 @@ def semantic_histogram(prob):
     return prob.reshape(-1, prob.shape[-1]).mean(axis=0)
 
 
+def resize_channels(stack, shape, interpolation=None):
+    """Resize an (h, w, K) float32 stack to `shape` (rows, cols) for any K.
+
+    ``cv2.resize`` takes at most 4 channels at a time, so K is cut in fours.
+    """
+    import cv2
+
+    interpolation = cv2.INTER_LINEAR if interpolation is None else interpolation
+    rows, cols = shape
+    return np.concatenate([cv2.resize(np.ascontiguousarray(stack[..., k:k + 4]), (cols, rows),
+                                      interpolation=interpolation).reshape(rows, cols, -1)
+                           for k in range(0, stack.shape[-1], 4)], axis=-1)
+
+
 def softmax(logits, axis=-1):
     """Softmax along `axis` (a new float array; float64 unless the input is float32)."""
     logits = np.asarray(logits)
@@ -224,14 +238,7 @@ class TFLiteParser:
 
     def logits(self, rgb):
         """Logits (H, W, 151) float32 of a float RGB image (H, W, 3) in [0, 1], at the image's size."""
-        import cv2
-
-        out = self.raw_logits(rgb)
-        h, w = np.asarray(rgb).shape[:2]
-        # cv2.resize takes at most 4 channels at a time
-        return np.concatenate([cv2.resize(np.ascontiguousarray(out[..., k:k + 4]), (w, h),
-                                          interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
-                               for k in range(0, out.shape[-1], 4)], axis=-1)  # (H, W, 151)
+        return resize_channels(self.raw_logits(rgb), np.asarray(rgb).shape[:2])  # (H, W, 151)
 
     def predict_proba(self, gray):
         """Class probabilities (H, W, 151) of a grey image (H, W) in [0, 1]."""
