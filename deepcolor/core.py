@@ -25,9 +25,8 @@ def is_colour(image, tolerance=1):
     """True if an (H, W, 3) integer image has channels that differ by more than `tolerance`."""
     if image.ndim == 2:
         return False
-    img = image.astype(np.int32)
-    return bool(np.abs(img[..., 0] - img[..., 1]).max() > tolerance
-                or np.abs(img[..., 1] - img[..., 2]).max() > tolerance)
+    r, g, b = cv2.split(image)  # absdiff on the integer planes: no wide temporaries
+    return bool(cv2.absdiff(r, g).max() > tolerance or cv2.absdiff(g, b).max() > tolerance)
 
 
 def luminance(image):
