@@ -29,8 +29,6 @@ _RGB2YUV = np.array(
     ]
 )
 _YUV2RGB = np.linalg.inv(_RGB2YUV)
-# Change of R, G, B per unit of U and of V at constant Y: shape (2, 3).
-_CHROMA2RGB = _YUV2RGB[:, 1:].T
 
 
 def _check_image(image, channels, name):

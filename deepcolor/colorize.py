@@ -125,8 +125,9 @@ def plan_outputs(src, dst, suffix=".png"):
             return [], [f"{src}: the output would replace the input; choose another OUT"]
         return [(src, out)], []
     dst_abs = dst.resolve()
-    inputs = [p for p in inputs if not p.resolve().is_relative_to(dst_abs)]
-    input_set = {p.resolve() for p in inputs}
+    resolved = {p: p.resolve() for p in inputs}  # one resolve per input
+    inputs = [p for p in inputs if not resolved[p].is_relative_to(dst_abs)]
+    input_set = {resolved[p] for p in inputs}
     pairs, problems, taken = [], [], {}
     for path in inputs:
         out = dst / path.relative_to(src).with_suffix(suffix)
