@@ -1,4 +1,4 @@
-"""Command line: ``deepcolor {features,train,colorize,evaluate}``.
+"""Command line: ``deepcolor {features,train,colorize,evaluate,parser}``.
 
 Exit status: 0 when everything succeeded, 1 when some files failed (each is
 named on stderr and counted in the final summary), 2 for a usage error or a
@@ -108,6 +108,46 @@ def cmd_evaluate(args):
     return 1 if result.failures else 0
 
 
+def cmd_parser_targets(args):
+    from deepcolor.parser import make_targets, select_photos
+
+    paths = select_photos(args.photo_dirs, args.msrc, args.max_per_folder, args.seed)
+    entries = make_targets(paths, args.out, args.teacher, threads=args.threads, quiet=args.quiet)
+    print(f"parser targets: {len(entries)} of {len(paths)} photos -> {args.out}", file=sys.stderr)
+    return 0 if len(entries) == len(paths) else 1
+
+
+def cmd_parser_train(args):
+    from deepcolor.features.semantic import CLASS_SETS, group_matrix
+    from deepcolor.parser import load_targets, train_student
+
+    out = Path(args.out)
+    if (out / "manifest.json").exists() and not args.overwrite:
+        raise CommandError(f"{out}: a parser exists here; use --overwrite to replace it")
+    groups, mapping = CLASS_SETS[args.classes]
+    names = groups + ("other",)
+    grey, targets = load_targets(args.targets_dir, group_matrix(151, mapping, groups))
+    from deepcolor.progress import progress_bar
+
+    bar = progress_bar(total=args.epochs, desc="parser", unit="epoch", quiet=args.quiet)
+
+    def report(epoch, train_loss, val_loss):
+        bar.update(1)
+        bar.set_postfix(train=f"{train_loss:.4f}", held_out=f"{val_loss:.4f}")
+
+    start = time.perf_counter()
+    parser, history = train_student(grey, targets, names, width=args.width, epochs=args.epochs,
+                                    seed=args.seed, progress=report)
+    bar.close()
+    parser.info = {"targets_dir": str(args.targets_dir), "n_photos": int(len(grey)), "classes": args.classes,
+                   "epochs": args.epochs, "seed": args.seed, "history": history,
+                   "train_seconds": round(time.perf_counter() - start, 1)}
+    parser.save(out)
+    print(f"parser: best held-out loss {history['best_val']:.4f} after {args.epochs} epochs on "
+          f"{len(grey)} photos ({parser.info['train_seconds']:.0f} s) -> {out}", file=sys.stderr)
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="deepcolor",
@@ -154,6 +194,31 @@ def build_parser():
     p.add_argument("--out", metavar="DIR", help="write metrics.csv and summary.json here")
     p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores)")
     p.set_defaults(func=cmd_evaluate)
+
+    from deepcolor.features.semantic import CLASS_SETS  # numpy only: --help stays fast
+
+    p = sub.add_parser("parser", help="make the grey-image scene parser (distilled from the ADE20K parser)")
+    psub = p.add_subparsers(dest="parser_command", required=True, metavar="STEP")
+    q = psub.add_parser("targets", parents=[common], help="run the ADE20K teacher on colour photos (resumable)")
+    q.add_argument("photo_dirs", nargs="+", metavar="PHOTO_DIR", help="folders of colour photos (recursive)")
+    q.add_argument("--teacher", required=True, metavar="TFLITE", help="deeplabv3_mobilenetv2_ade20k.tflite")
+    q.add_argument("--out", required=True, metavar="TARGETS_DIR")
+    q.add_argument("--msrc", metavar="DIR", help="MSRC-v2 images folder: its training split is added "
+                   "(every third photo by name is kept out for evaluation)")
+    q.add_argument("--max-per-folder", type=int, help="seeded random subset of each larger folder")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--threads", type=int, default=2, help="TFLite interpreter threads")
+    q.set_defaults(func=cmd_parser_targets)
+    q = psub.add_parser("train", parents=[common], help="distil the student from the teacher's targets")
+    q.add_argument("targets_dir", metavar="TARGETS_DIR")
+    q.add_argument("--out", required=True, metavar="PARSER_DIR")
+    q.add_argument("--classes", choices=sorted(CLASS_SETS), default="shared",
+                   help="class set the student predicts (default: shared)")
+    q.add_argument("--width", type=int, default=32, help="channels of the first layer (default 32)")
+    q.add_argument("--epochs", type=int, default=40)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--overwrite", action="store_true", help="replace an existing parser in PARSER_DIR")
+    q.set_defaults(func=cmd_parser_train)
     return parser
 
 
@@ -168,7 +233,7 @@ def main(argv=None):
         parser.error("--jobs must not be 0")
     try:
         return args.func(args)
-    except (CommandError, ModelError, ImageError, ValueError) as exc:
+    except (CommandError, ModelError, ImageError, ValueError, FileNotFoundError, ImportError) as exc:
         log.error("%s", exc)
         return 2
     except KeyboardInterrupt:

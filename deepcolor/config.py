@@ -70,6 +70,14 @@ class FeatureConfig(_Config):
     daisy_orientations: int = 8
     daisy_backend: str = "skimage"
     daisy_normalization: str = "l1"
+    # Semantic feature (used when "semantic" is in `features`): the parser
+    # ("default": the grey-image student bundled with deepcolor; or a parser
+    # directory of `deepcolor parser train`; or the ADE20K .tflite file) and
+    # the guided-filter smoothing of its probability maps (docs/DESIGN.md).
+    semantic_parser: str = "default"
+    semantic_smoothing: str = "guided"
+    semantic_radius: int = 8
+    semantic_eps: float = 1e-2
     # Training pixels sampled uniformly at random from each reference image
     # (2048 measured as good as 4096 and twice as fast to train).
     pixels_per_image: int = 2048
@@ -82,6 +90,7 @@ class FeatureConfig(_Config):
 
     def __post_init__(self):
         from deepcolor.features import DAISY_BACKENDS, DAISY_NORMALIZATIONS, FEATURES
+        from deepcolor.features.semantic import SMOOTHINGS
 
         if isinstance(self.features, str):
             raise ValueError(f"features must be a list of names, got the string {self.features!r}; "
@@ -106,6 +115,12 @@ class FeatureConfig(_Config):
             raise ValueError(f"daisy_normalization must be one of {DAISY_NORMALIZATIONS}, "
                              f"got {self.daisy_normalization!r}")
         _non_negative_float("min_chroma_spread", self.min_chroma_spread)
+        if not isinstance(self.semantic_parser, str) or not self.semantic_parser:
+            raise ValueError(f"semantic_parser must be 'default' or a path, got {self.semantic_parser!r}")
+        if self.semantic_smoothing not in SMOOTHINGS:
+            raise ValueError(f"semantic_smoothing must be one of {SMOOTHINGS}, got {self.semantic_smoothing!r}")
+        _positive_int("semantic_radius", self.semantic_radius)
+        _positive_float("semantic_eps", self.semantic_eps)
         if not isinstance(self.seed, int):
             raise ValueError(f"seed must be an int, got {self.seed!r}")
 
@@ -114,8 +129,13 @@ class FeatureConfig(_Config):
         return self.to_dict()
 
     def extraction_key(self):
-        """Hash of every setting that changes what a shard holds."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        """Hash of every setting that changes what a shard holds, and of the parser's weights."""
+        settings = self.to_dict()
+        if "semantic" in self.features:
+            from deepcolor.features import load_parser
+
+            settings["semantic_parser_sha256"] = load_parser(self.semantic_parser).sha256
+        text = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 INPUT_SIZE = 128  # student input, pixels per side (the image is stretched, as the teacher's is)
 TARGET_SIZE = 32  # teacher targets, cells per side
+PARSER_FORMAT = "deepcolor-parser"
+PARSER_FORMAT_VERSION = 1
+PARSER_WEIGHTS = "student.safetensors"
 
 
 def msrc_split(images_dir):
@@ -35,6 +38,46 @@ def msrc_split(images_dir):
     if not names:
         raise ValueError(f"{images_dir}: no MSRC-v2 .jpg photos")
     return [p for i, p in enumerate(names) if i % 3], names[::3]
+
+
+def select_photos(folders, msrc_images=None, max_per_folder=None, seed=0):
+    """The colour photos a student is distilled on, in a reproducible order.
+
+    Parameters
+    ----------
+    folders : sequence of path
+        Folders searched recursively; each contributes all its images, or a
+        seeded random `max_per_folder` of them.
+    msrc_images : path, optional
+        The MSRC-v2 ``images`` folder: its training split (`msrc_split`) is
+        added; its evaluation split is never used.
+    max_per_folder : int, optional
+    seed : int
+
+    Returns
+    -------
+    paths : list of Path
+    """
+    import random
+
+    from deepcolor.io import find_images
+
+    if max_per_folder is not None and max_per_folder < 1:
+        raise ValueError(f"max_per_folder must be a positive int, got {max_per_folder!r}")
+    paths = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise ValueError(f"{folder}: no such folder of colour photos")
+        found = find_images(folder)
+        if not found:
+            raise ValueError(f"{folder}: no image files")
+        if max_per_folder is not None and len(found) > max_per_folder:
+            random.Random(seed).shuffle(found)
+            found = sorted(found[:max_per_folder])
+        paths += found
+    if msrc_images is not None:
+        paths += msrc_split(msrc_images)[0]
+    return paths
 
 
 def _block_mean(stack, size):
@@ -163,10 +206,51 @@ class StudentParser:
         The K groups it predicts, in output order.
     """
 
-    def __init__(self, net, class_names, input_size=INPUT_SIZE):
+    def __init__(self, net, class_names, input_size=INPUT_SIZE, info=None):
         self.net = net.eval()
         self.class_names = tuple(class_names)
         self.input_size = input_size
+        self.info = info or {}
+        self.width = net.head.in_channels // 2
+        if net.head.out_channels != len(self.class_names):
+            raise ValueError(f"the network predicts {net.head.out_channels} classes, "
+                             f"{len(self.class_names)} class names given")
+
+    def save(self, out_dir):
+        """Write a parser directory (``manifest.json`` + ``student.safetensors``); files atomically, manifest last."""
+        from safetensors.torch import save as st_save
+
+        from deepcolor import __version__
+        from deepcolor.ensemble import versions
+
+        out_dir = Path(out_dir)
+        state = {k: v.contiguous() for k, v in self.net.state_dict().items()}
+        weights = st_save(state, metadata={"format": PARSER_FORMAT, "deepcolor": __version__})
+        atomic_write_bytes(out_dir / PARSER_WEIGHTS, weights)
+        manifest = {"format": PARSER_FORMAT, "format_version": PARSER_FORMAT_VERSION,
+                    "versions": versions(), "class_names": list(self.class_names),
+                    "width": self.width, "input_size": self.input_size,
+                    "files": {PARSER_WEIGHTS: hashlib.sha256(weights).hexdigest()}, "info": self.info}
+        atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=1, default=float))
+
+    @classmethod
+    def load(cls, parser_dir):
+        """Load and verify a parser directory; raises ModelError naming the file and the problem."""
+        from safetensors.torch import load as st_load
+
+        from deepcolor.ensemble import ModelError, read_verified
+
+        manifest, blobs = read_verified(parser_dir, PARSER_FORMAT, PARSER_FORMAT_VERSION, "parser")
+        try:
+            names = manifest["class_names"]
+            net = _student_module(len(names), int(manifest["width"]))
+            net.load_state_dict(st_load(blobs[PARSER_WEIGHTS]), strict=True)
+            parser = cls(net, names, int(manifest["input_size"]), manifest.get("info"))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"{Path(parser_dir) / 'manifest.json'}: inconsistent parser "
+                             f"({type(exc).__name__}: {exc})") from None
+        parser.sha256 = manifest["files"][PARSER_WEIGHTS]
+        return parser
 
     def logits_grid(self, gray):
         """Logits (K, S/4, S/4) of a grey image stretched to S x S."""

@@ -15,6 +15,7 @@ from .daisy import BACKENDS as DAISY_BACKENDS
 from .daisy import NORMALIZATIONS as DAISY_NORMALIZATIONS
 from .daisy import daisy_dim, daisy_features
 from .patch import patch_features
+from .semantic import load_parser, semantic_features
 
 __all__ = [
     "FEATURES",
@@ -24,6 +25,7 @@ __all__ = [
     "daisy_features",
     "feature_dim",
     "patch_features",
+    "semantic_features",
 ]
 
 
@@ -50,6 +52,14 @@ FEATURES = {
         ),
         dim=lambda p: daisy_dim(p["daisy_rings"], p["daisy_histograms"], p["daisy_orientations"]),
         description="dense DAISY descriptor (mid level)",
+    ),
+    "semantic": FeatureSpec(
+        compute=lambda gray, p: semantic_features(
+            gray, load_parser(p["semantic_parser"]), smoothing=p["semantic_smoothing"],
+            radius=p["semantic_radius"], eps=p["semantic_eps"],
+        ),
+        dim=lambda p: len(load_parser(p["semantic_parser"]).class_names),
+        description="scene-parser class probabilities smoothed under the grey image (high level)",
     ),
 }
 

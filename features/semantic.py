@@ -12,6 +12,7 @@ histogram, and the ADE20K parser that runs with TensorFlow Lite. A parser is
 any object with ``class_names`` and ``predict_proba(gray) -> (H, W, K)``.
 """
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -57,6 +58,13 @@ MSRC_CLASSES = ("building", "grass", "tree", "cow", "horse", "sheep", "sky", "mo
 MSRC_TO_SHARED = {i: {"cow": "animal", "horse": "animal", "sheep": "animal", "bird": "animal",
                       "cat": "animal", "dog": "animal", "face": "person", "body": "person"}.get(n, n)
                   for i, n in enumerate(MSRC_CLASSES)}
+
+
+# Class sets a student parser can predict: name -> (groups, ADE20K channel -> group).
+# Every set adds a last group "other" for the classes it leaves out.
+CLASS_SETS = {
+    "shared": (SHARED_GROUPS, ADE20K_TO_SHARED),
+}
 
 
 def group_matrix(n_classes, mapping, groups):
@@ -222,6 +230,8 @@ class TFLiteParser:
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output = self.interpreter.get_output_details()[0]["index"]
         self.n_classes = 151
+        self.sha256 = sha
+        self.class_names = tuple(f"ade20k-{i}" for i in range(self.n_classes))
 
     def raw_logits(self, rgb):
         """Logits (513, 513, 151) float32 of a float RGB image (H, W, 3) in [0, 1], stretched to 513x513."""
@@ -245,3 +255,95 @@ class TFLiteParser:
         gray = check_gray(gray)
         rgb = np.repeat(gray.astype(np.float32)[..., None], 3, axis=2)
         return softmax(self.logits(rgb))
+
+
+SMOOTHINGS = ("guided", "none")
+
+
+class GroupedParser:
+    """A parser whose class probabilities are summed into groups: ``predict_proba -> (H, W, G + 1)``.
+
+    Parameters
+    ----------
+    parser : object with ``predict_proba(gray) -> (H, W, C)``
+    matrix : ndarray (C, G + 1)
+        From `group_matrix`.
+    names : sequence of str
+        The G + 1 group names (the last is "other").
+    """
+
+    def __init__(self, parser, matrix, names):
+        if matrix.shape[1] != len(names):
+            raise ValueError(f"matrix has {matrix.shape[1]} groups, {len(names)} names given")
+        self.parser, self.matrix, self.class_names = parser, matrix, tuple(names)
+        self.sha256 = getattr(parser, "sha256", None)
+
+    def predict_proba(self, gray):
+        return group_probabilities(self.parser.predict_proba(gray), self.matrix)
+
+
+def default_parser_dir():
+    """The grey-image parser that ships with deepcolor (``deepcolor/models/parser``)."""
+    import deepcolor
+
+    return Path(deepcolor.__file__).parent / "models" / "parser"
+
+
+@functools.lru_cache(maxsize=4)
+def load_parser(spec="default", threads=1):
+    """The parser named by a feature setting, loaded once per process.
+
+    Parameters
+    ----------
+    spec : str
+        ``"default"`` (the bundled student, `default_parser_dir`), a parser
+        directory written by ``deepcolor parser train``, or the ADE20K
+        ``.tflite`` file (its 151 classes summed into `SHARED_GROUPS` + other).
+    threads : int
+        Threads of the TFLite interpreter.
+
+    Returns
+    -------
+    parser : object with ``class_names``, ``sha256`` and ``predict_proba(gray) -> (H, W, K)``
+    """
+    if spec == "default":
+        spec = default_parser_dir()
+        if not (spec / "manifest.json").is_file():
+            raise FileNotFoundError(f"{spec}: the bundled parser is missing from this installation; "
+                                    f"rebuild it with `make parser` or name one with semantic_parser")
+    path = Path(spec)
+    if path.suffix == ".tflite":
+        teacher = TFLiteParser(path, threads=threads)
+        return GroupedParser(teacher, group_matrix(teacher.n_classes, ADE20K_TO_SHARED, SHARED_GROUPS),
+                             SHARED_GROUPS + ("other",))
+    from deepcolor.parser import StudentParser
+
+    return StudentParser.load(path)
+
+
+def semantic_features(gray, parser, smoothing="guided", radius=8, eps=1e-2):
+    """The paper's high-level feature: class probabilities of the grey image, smoothed under its guidance.
+
+    Parameters
+    ----------
+    gray : ndarray of shape (H, W)
+        Luminance in [0, 1].
+    parser : object with ``predict_proba(gray) -> (H, W, K)``
+    smoothing : {"guided", "none"}
+        Edge-preserving smoothing of the probability maps guided by `gray`
+        (`smooth_probabilities`) or none.
+    radius, eps : int, float
+        Of the guided filter.
+
+    Returns
+    -------
+    prob : ndarray of shape (H, W, K), float32
+        Summing to 1 at every pixel.
+    """
+    if smoothing not in SMOOTHINGS:
+        raise ValueError(f"smoothing must be one of {SMOOTHINGS}, got {smoothing!r}")
+    gray = check_gray(gray)
+    prob = np.asarray(parser.predict_proba(gray), np.float32)
+    if smoothing == "guided":
+        prob = smooth_probabilities(prob, gray, radius, eps)
+    return prob

@@ -138,3 +138,17 @@ def tiny_model_dir(tmp_path_factory, tiny_configs, tiny_features_dir):
     model_dir = tmp_path_factory.mktemp("tiny_model") / "model"
     model.save(model_dir)
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_parser_dir(tmp_path_factory):
+    """A saved untrained student parser: width 4, input 32 px, classes ("dark", "bright", "other"). Read-only."""
+    import torch
+
+    from deepcolor.parser import StudentParser, _student_module
+
+    torch.manual_seed(0)
+    parser = StudentParser(_student_module(3, width=4), ("dark", "bright", "other"), input_size=32)
+    path = tmp_path_factory.mktemp("tiny_parser") / "parser"
+    parser.save(path)
+    return path

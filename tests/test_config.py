@@ -53,7 +53,12 @@ def test_configs_are_frozen():
         ({"patch_size": -3}, "patch_size must be a positive int, got -3"),
         ({"daisy_radius": 0}, "daisy_radius must be a positive int, got 0"),
         ({"pixels_per_image": 0}, "pixels_per_image must be a positive int, got 0"),
-        ({"features": ("patch", "colour")}, "unknown feature(s) ['colour']; known: ['daisy', 'patch']"),
+        ({"features": ("patch", "colour")}, "unknown feature(s) ['colour']; known: ['daisy', 'patch', 'semantic']"),
+        ({"semantic_parser": ""}, "semantic_parser must be 'default' or a path, got ''"),
+        ({"semantic_parser": None}, "semantic_parser must be 'default' or a path, got None"),
+        ({"semantic_smoothing": "bilateral"}, "semantic_smoothing must be one of ('guided', 'none'), got 'bilateral'"),
+        ({"semantic_radius": 0}, "semantic_radius must be a positive int, got 0"),
+        ({"semantic_eps": 0.0}, "semantic_eps must be a positive finite number, got 0.0"),
         ({"features": ()}, "features must name at least one feature"),
         ({"daisy_backend": "vlfeat"}, "daisy_backend must be one of ('skimage', 'opencv'), got 'vlfeat'"),
         ({"min_chroma_spread": -0.01}, "min_chroma_spread must be a finite number >= 0, got -0.01"),
@@ -254,6 +259,10 @@ CHANGED = {
     "daisy_normalization": "off",
     "pixels_per_image": 100,
     "min_chroma_spread": 0.05,
+    "semantic_parser": "some/parser",  # not loaded: "semantic" is not among the features
+    "semantic_smoothing": "none",
+    "semantic_radius": 4,
+    "semantic_eps": 1e-3,
     "seed": 1,
 }
 

@@ -809,3 +809,50 @@ def test_colorize_file_colour_input(tiny_model, tmp_path, tiny_scene, caplog):
     assert [r.getMessage() for r in caplog.records] == [f"{src}: colour input, reduced to its luminance"]
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert np.abs(_luma_u8(out) - _luma_u8(truth)).max() <= 0.5 / 255 + 1e-5
+
+
+# --- the semantic feature through the pipeline ---------------------------------
+
+
+def test_semantic_pipeline_unit(tmp_path, tiny_refs, tiny_configs, tiny_parser_dir, torch_one_thread, rng):
+    # patch + semantic from a tiny student: the features carry its K probabilities,
+    # the model trains on them, and colorizing keeps the luminance.
+    cfg = tiny_configs["features"].replace(features=("patch", "semantic"), semantic_parser=str(tiny_parser_dir),
+                                           semantic_radius=2)
+    assert cfg.dim == 49 + 3
+    tiny_refs(tmp_path / "refs")
+    manifest = extract_folder([tmp_path / "refs"], tmp_path / "features", cfg, quiet=True)
+    assert manifest["counts"] == {"ok": 6}
+    shard = load_shards(tmp_path / "features")[0]
+    sem = shard[1][:, 49:]
+    np.testing.assert_allclose(sem.sum(-1), 1.0, atol=1e-5)
+    model = train_model(tmp_path / "features", tiny_configs["train"], tiny_configs["refine"], quiet=True)
+    model.save(tmp_path / "model")
+    loaded = Model.load(tmp_path / "model")
+    assert loaded.feature_config.semantic_parser == str(tiny_parser_dir)
+    y = rng.random((45, 61)).astype(np.float32)
+    rgb = colorize_luma(loaded, y)
+    assert rgb.shape == (45, 61, 3)
+    assert np.abs(rgb_to_gray_u8(rgb).astype(int) - np.rint(y * 255)).max() <= 1
+
+
+def test_semantic_extraction_key_follows_parser_weights(tmp_path, tiny_parser_dir):
+    # A retrained parser (other weights, same path) must not reuse the old shards.
+    import shutil
+
+    import torch
+
+    from deepcolor.features import load_parser
+    from deepcolor.parser import StudentParser, _student_module
+
+    path = tmp_path / "parser"
+    shutil.copytree(tiny_parser_dir, path)
+    cfg = FeatureConfig(features=("patch", "semantic"), semantic_parser=str(path))
+    first = cfg.extraction_key()
+    torch.manual_seed(1)
+    StudentParser(_student_module(3, width=4), ("dark", "bright", "other"), input_size=32).save(path)
+    load_parser.cache_clear()
+    try:
+        assert cfg.extraction_key() != first
+    finally:
+        load_parser.cache_clear()

@@ -23,10 +23,13 @@ from deepcolor.features.semantic import (
     MSRC_CLASSES,
     MSRC_TO_SHARED,
     SHARED_GROUPS,
+    GroupedParser,
     TFLiteParser,
     group_matrix,
     group_probabilities,
     label_groups,
+    load_parser,
+    semantic_features,
     semantic_histogram,
     smooth_probabilities,
     softmax,
@@ -555,3 +558,112 @@ def test_tfliteparser_predict_proba_unit(tol):
                        for k in range(151)], axis=-1)  # (40, 30, 151)
     expected = scipy_softmax(logits.astype(np.float64), axis=-1)
     np.testing.assert_allclose(parser.predict_proba(gray), expected, rtol=1e-4, atol=1e-6)
+
+
+# =============================================================================
+# semantic_features, GroupedParser, load_parser
+# =============================================================================
+
+
+class _ConstParser:
+    """predict_proba: class 0 where the image is dark, class 1 where bright; 'other' 0."""
+
+    class_names = ("dark", "bright", "other")
+    sha256 = "0" * 64
+
+    def predict_proba(self, gray):
+        bright = (gray > 0.5).astype(np.float32)
+        return np.stack([1 - bright, bright, np.zeros_like(bright)], axis=-1)
+
+
+@pytest.mark.parametrize("smoothing", ["guided", "none"])
+@pytest.mark.parametrize("size", [(13, 9), (40, 33)])
+def test_semantic_features_shape(rng, smoothing, size):
+    out = semantic_features(rng.random(size), _ConstParser(), smoothing=smoothing)
+    assert out.shape == size + (3,) and out.dtype == np.float32
+
+
+@pytest.mark.parametrize("smoothing", ["guided", "none"])
+def test_semantic_features_invariant(rng, tol, smoothing):
+    out = semantic_features(rng.random((31, 29)), _ConstParser(), smoothing=smoothing, radius=3)
+    assert out.min() >= 0
+    np.testing.assert_allclose(out.sum(-1), 1.0, **tol(np.float32))
+
+
+def test_semantic_features_unit(rng, tol):
+    gray = rng.random((31, 29))
+    raw = _ConstParser().predict_proba(gray)
+    np.testing.assert_array_equal(semantic_features(gray, _ConstParser(), smoothing="none"), raw)
+    expected = smooth_probabilities(raw, gray, radius=3, eps=1e-3)
+    np.testing.assert_allclose(semantic_features(gray, _ConstParser(), radius=3, eps=1e-3), expected,
+                               **tol(np.float32))
+
+
+def test_semantic_features_invariant_edge():
+    # A step edge in the guide: smoothing keeps each side's class (edge preserved),
+    # while a noisy parser decision inside a flat region is averaged away.
+    gray = np.full((30, 30), 0.2, np.float32)
+    gray[:, 15:] = 0.8
+
+    class Noisy(_ConstParser):
+        def predict_proba(self, g):
+            p = super().predict_proba(g)
+            p[5, 5] = (0, 1, 0)  # one wrong pixel in the dark half
+            return p
+
+    out = semantic_features(gray, Noisy(), radius=4, eps=1e-3)
+    assert out[5, 5, 0] > 0.9  # the outlier is voted down by its flat neighbourhood
+    assert out[:, :14, 0].min() > 0.9 and out[:, 16:, 1].min() > 0.9  # the edge stays sharp
+
+
+def test_semantic_features_exception(rng):
+    with pytest.raises(ValueError, match="smoothing must be one of"):
+        semantic_features(rng.random((9, 9)), _ConstParser(), smoothing="bilateral")
+    with pytest.raises(ValueError):
+        semantic_features(rng.random((9, 9, 3)), _ConstParser())
+
+
+def test_grouped_parser_unit(rng, tol):
+    parser = GroupedParser(_ConstParser(), np.array([[1, 0], [0, 1], [0, 1]], np.float32), ("dark", "rest"))
+    gray = rng.random((7, 5))
+    out = parser.predict_proba(gray)
+    raw = _ConstParser().predict_proba(gray)
+    np.testing.assert_allclose(out[..., 1], raw[..., 1] + raw[..., 2], **tol(np.float32))
+    assert parser.class_names == ("dark", "rest") and parser.sha256 == "0" * 64
+
+
+def test_grouped_parser_exception():
+    with pytest.raises(ValueError, match="matrix has 2 groups, 3 names"):
+        GroupedParser(_ConstParser(), np.zeros((3, 2), np.float32), ("a", "b", "c"))
+
+
+def test_load_parser_unit(tiny_parser_dir):
+    load_parser.cache_clear()
+    parser = load_parser(str(tiny_parser_dir))
+    assert parser.class_names == ("dark", "bright", "other")
+    assert load_parser(str(tiny_parser_dir)) is parser  # loaded once per process
+
+
+def test_load_parser_exception_default_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr("deepcolor.features.semantic.default_parser_dir", lambda: tmp_path / "parser")
+    load_parser.cache_clear()
+    try:
+        with pytest.raises(FileNotFoundError, match="bundled parser is missing.*make parser"):
+            load_parser("default")
+    finally:
+        load_parser.cache_clear()
+
+
+def test_load_parser_exception_tflite_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"ADE20K parser not found; it is {ADE20K_MODEL_NAME}"):
+        load_parser(str(tmp_path / ADE20K_MODEL_NAME))
+
+
+@pytest.mark.skipif(not ADE20K_MODEL.is_file() or importlib.util.find_spec("ai_edge_litert") is None,
+                    reason="needs the ADE20K .tflite of the data folder and ai-edge-litert")
+def test_load_parser_tflite_grouped(rng, tol):
+    parser = load_parser(str(ADE20K_MODEL))
+    assert parser.class_names == SHARED_GROUPS + ("other",)
+    out = parser.predict_proba(rng.random((20, 30)).astype(np.float32))
+    assert out.shape == (20, 30, len(SHARED_GROUPS) + 1)
+    np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-4)
