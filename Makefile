@@ -14,9 +14,14 @@ TRUTH ?= $(IN)
 JOBS ?= 2
 SEED ?= 0
 BENCH_OUT ?= work/bench.json
+# The grey-image parser (issue 3): distilled from the ADE20K teacher on colour photos.
+TEACHER ?= $(DATA)/models/deeplabv3_mobilenetv2_ade20k.tflite
+PARSER_PHOTOS ?= $(DATA)/intel_scenes/train
+PARSER_TARGETS ?= work/parser-targets
+PARSER ?= deepcolor/models/parser
 
 .DEFAULT_GOAL := help
-.PHONY: help install features train-clusters colorize evaluate bench demo test clean
+.PHONY: help install parser features train-clusters colorize evaluate bench demo test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -28,6 +33,12 @@ $(BIN)/deepcolor: setup.cfg pyproject.toml constraints.txt
 	@touch $@
 
 install: $(BIN)/deepcolor ## create .venv and install deepcolor with pinned dependencies
+
+parser: install ## rebuild the bundled grey-image parser PARSER from TEACHER (~35 min on 2 cores)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,semantic]'
+	$(BIN)/deepcolor parser targets $(PARSER_PHOTOS) --max-per-folder 1500 --msrc $(DATA)/msrc_v2/images \
+		--teacher $(TEACHER) --out $(PARSER_TARGETS) --seed $(SEED)
+	$(BIN)/deepcolor parser train $(PARSER_TARGETS) --out $(PARSER) --seed $(SEED) --overwrite
 
 features: install ## sample training pixels from REFS into FEATURES
 	$(BIN)/deepcolor features $(REFS) --out $(FEATURES) --jobs $(JOBS)

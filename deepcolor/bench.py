@@ -9,6 +9,11 @@ Prints one JSON document (and writes it to --out). Sections:
   test) for: grey (zero chroma), the references' mean chroma, the model
   without refinement, the model. Grey inputs are the 8-bit BT.601 luma of
   each truth image.
+- ``semantic``: the same quality with and without the semantic feature
+  (same references and settings otherwise).
+- ``parsing``: 17-group pixel accuracy and mean IoU on the MSRC-v2
+  evaluation split of the ADE20K teacher on grey and colour input and of the
+  student on grey input; the student's time per test image.
 - ``speed``: colorize time per test image, model loaded (start-up excluded):
   in memory (luminance in, RGB out) over all test images, and through
   `colorize_file` (read, colorize, write PNG) over the first 50; and a
@@ -151,6 +156,54 @@ def train_pipeline(ref_dirs, work, fcfg, tcfg, rcfg, jobs):
     }
 
 
+def bench_parsing(msrc_root, teacher_path, parser_spec, test_items, threads=2):
+    """Grey-input parsing on the MSRC-v2 evaluation split, and the student's time per test image.
+
+    The teacher (ADE20K, TFLite) is scored on grey and on colour input when
+    its file and ``ai-edge-litert`` are present; the student (`parser_spec`)
+    on grey input. Times: the student's `predict_proba` and the whole
+    semantic feature (with its guided smoothing) on each test image's
+    luminance, median of the first 50.
+    """
+    from deepcolor.features import load_parser, semantic_features
+    from deepcolor.features.semantic import (ADE20K_TO_SHARED, SHARED_GROUPS, TFLiteParser, group_matrix,
+                                             softmax)
+    from deepcolor.io import to_float
+    from deepcolor.parser import msrc_parsing_scores
+
+    def grey_of(rgb):
+        return rgb_to_gray_u8(rgb).astype(np.float32) / 255.0
+
+    student = load_parser(parser_spec)
+    out = {"split": "MSRC-v2, every third photo by name (deepcolor.parser.msrc_split)",
+           "groups": len(SHARED_GROUPS), "student_grey": msrc_parsing_scores(
+               lambda rgb: student.predict_proba(grey_of(rgb)), msrc_root)}
+    try:
+        teacher = TFLiteParser(teacher_path, threads=threads)
+    except (FileNotFoundError, ImportError, ValueError) as exc:
+        out["teacher"] = f"skipped: {exc}"
+    else:
+        matrix = group_matrix(teacher.n_classes, ADE20K_TO_SHARED, SHARED_GROUPS)
+        out["teacher_grey"] = msrc_parsing_scores(lambda rgb: teacher.predict_proba(grey_of(rgb)) @ matrix,
+                                                  msrc_root)
+        out["teacher_colour"] = msrc_parsing_scores(lambda rgb: softmax(teacher.logits(to_float(rgb))) @ matrix,
+                                                    msrc_root)
+    import torch
+
+    ys = [y for _, y, _ in test_items[:50]]
+    student.predict_proba(ys[0])  # warm-up
+
+    def median_over_images(fn):
+        return round(float(np.median([_median_time(lambda: fn(y), 1) for y in ys])), 4)
+
+    out["student_time"] = {
+        "shape": list(ys[0].shape), "n": len(ys), "torch_threads": torch.get_num_threads(),
+        "predict_proba_s": median_over_images(student.predict_proba),
+        "semantic_feature_s": median_over_images(lambda y: semantic_features(y, student)),
+    }
+    return out
+
+
 _LARGE_CHILD = r"""
 import json, sys, time
 import numpy as np
@@ -253,6 +306,28 @@ def main(argv=None):
             "model_without_refinement": summary(raw), "model": summary(full),
             "model_minus_mean_chroma_db": round(float(np.mean(full) - np.mean(mean)), 3),
         }
+        # The semantic feature's worth: the same references and settings with and without it.
+        names = fcfg.features
+        alt_names = tuple(n for n in names if n != "semantic") if "semantic" in names else names + ("semantic",)
+        alt_model, _, alt_timings = train_pipeline(refs, Path(work) / "alt", fcfg.replace(features=alt_names),
+                                                   tcfg, rcfg, args.jobs)
+        alt, _ = score_model(alt_model, items)
+        with_sem, without_sem = (full, alt) if "semantic" in names else (alt, full)
+        report["semantic"] = {
+            "features_with": list(names if "semantic" in names else alt_names),
+            "features_without": list(alt_names if "semantic" in names else names),
+            "with_semantic": summary(with_sem), "without_semantic": summary(without_sem),
+            "gain_db": round(float(np.mean(with_sem) - np.mean(without_sem)), 3),
+            "other_pipeline": alt_timings,
+        }
+        msrc = data / "msrc_v2"
+        if msrc.is_dir():
+            from deepcolor.features.semantic import ADE20K_MODEL_NAME
+
+            report["parsing"] = bench_parsing(msrc, data / "models" / ADE20K_MODEL_NAME,
+                                              fcfg.semantic_parser, items, threads=2)
+        else:
+            report["parsing"] = f"skipped: {msrc} not found"
         report["speed"] = {
             "colorize_in_memory_s_per_image": summary(times),
             "colorize_file_s_per_image": summary(time_files(model, items[:50], work)),

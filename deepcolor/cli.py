@@ -124,6 +124,9 @@ def cmd_parser_train(args):
     out = Path(args.out)
     if (out / "manifest.json").exists() and not args.overwrite:
         raise CommandError(f"{out}: a parser exists here; use --overwrite to replace it")
+    for name in ("width", "epochs"):
+        if getattr(args, name) < 1:
+            raise CommandError(f"{name} must be a positive int, got {getattr(args, name)}")
     groups, mapping = CLASS_SETS[args.classes]
     names = groups + ("other",)
     grey, targets = load_targets(args.targets_dir, group_matrix(151, mapping, groups))

@@ -268,8 +268,10 @@ class StudentParser:
         """Class probabilities (H, W, K) float32 of a grey image (H, W) in [0, 1]."""
         from deepcolor.features.semantic import resize_channels, softmax
 
-        logits = self.logits_grid(gray).transpose(1, 2, 0)  # (S/4, S/4, K)
-        return softmax(resize_channels(logits, np.asarray(gray).shape))  # (H, W, K)
+        prob = softmax(self.logits_grid(gray).transpose(1, 2, 0))  # (S/4, S/4, K)
+        # Bilinear weights sum to 1, so the upsampled probabilities still do.
+        prob = resize_channels(np.ascontiguousarray(prob), np.asarray(gray).shape)  # (H, W, K)
+        return prob / prob.sum(axis=-1, keepdims=True)  # float32 rounding only
 
 
 def train_student(grey, targets, class_names, width=32, epochs=30, batch_size=32, lr=2e-3,
@@ -335,4 +337,55 @@ def train_student(grey, targets, class_names, width=32, epochs=30, batch_size=32
             best, best_state = val, {k: v.detach().clone() for k, v in net.state_dict().items()}
     net.load_state_dict(best_state)
     history["best_val"] = best
-    return StudentParser(net, class_names), history
+    return StudentParser(net, class_names, input_size=grey.shape[1]), history
+
+
+def msrc_parsing_scores(predict, msrc_root, quiet=True):
+    """Parsing quality on the MSRC-v2 evaluation split (`msrc_split`), in the 17 shared groups.
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(rgb_u8 (H, W, 3)) -> (H, W, K)`` group probabilities whose
+        first 17 channels are `SHARED_GROUPS` in order (any further channel,
+        such as "other", counts as a miss). Grey-input parsers convert the
+        photo themselves.
+    msrc_root : path
+        Holds ``images/*.jpg`` and ``labels/*.png`` (MSRC-v2 label indices, 255 unlabelled).
+
+    Returns
+    -------
+    scores : dict
+        ``pixel_accuracy``, ``mean_iou``, ``n_images``, ``seconds_per_image`` (median of `predict`).
+    """
+    import time
+
+    from PIL import Image
+
+    from deepcolor.evaluate import segmentation_scores
+    from deepcolor.features.semantic import MSRC_TO_SHARED, SHARED_GROUPS, label_groups
+    from deepcolor.progress import progress_bar
+
+    root = Path(msrc_root)
+    _, paths = msrc_split(root / "images")
+    preds, truths, times = [], [], []
+    bar = progress_bar(total=len(paths), desc="parse", unit="img", quiet=quiet)
+    for path in paths:
+        bar.update(1)
+        label_path = root / "labels" / f"{path.stem}.png"
+        try:
+            labels = np.asarray(Image.open(label_path))
+        except OSError as exc:
+            raise ValueError(f"{label_path}: cannot read the MSRC-v2 labels of {path.name} ({exc})") from None
+        rgb = read_rgb_u8(path)
+        if labels.shape != rgb.shape[:2]:
+            raise ValueError(f"{label_path}: labels {labels.shape} do not match the photo {rgb.shape[:2]}")
+        start = time.perf_counter()
+        prob = predict(rgb)
+        times.append(time.perf_counter() - start)
+        preds.append(np.asarray(prob).argmax(axis=-1).ravel())
+        truths.append(label_groups(labels, MSRC_TO_SHARED, SHARED_GROUPS).ravel())
+    bar.close()
+    s = segmentation_scores(np.concatenate(preds), np.concatenate(truths), len(SHARED_GROUPS))
+    return {"pixel_accuracy": round(float(s["pixel_accuracy"]), 4), "mean_iou": round(float(s["mean_iou"]), 4),
+            "n_images": len(paths), "seconds_per_image": round(float(np.median(times)), 4)}

@@ -5,6 +5,7 @@ one test runs ``python -m deepcolor`` and the console script in a subprocess.
 Settings travel through a TOML file (``--config``), as a user would pass them.
 """
 
+import importlib.util
 import json
 import logging
 import os
@@ -522,3 +523,112 @@ def test_cli_entry_points_subprocess():
     version = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120)
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == f"deepcolor {deepcolor.__version__}"
+
+
+# --- parser ------------------------------------------------------------------
+
+
+@pytest.fixture
+def targets_dir(tmp_path):
+    """Ten synthetic teacher-target shards (32 px grey, 8x8 cells of 151 classes): bright = sky, dark = tree."""
+    root = tmp_path / "targets"
+    (root / "shards").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        bright = i % 2 == 0
+        grey = np.full((32, 32), 200 if bright else 40, np.uint8) + rng.integers(0, 9, (32, 32)).astype(np.uint8)
+        prob = np.zeros((8, 8, 151), np.float16)
+        prob[..., 3 if bright else 5] = 1  # ADE20K channel 3 sky, 5 tree
+        np.savez(root / "shards" / f"{i:024x}.npz", grey=grey, prob=prob)
+    return root
+
+
+def test_cli_parser_train_unit(run, tmp_path, targets_dir):
+    from deepcolor.features.semantic import SHARED_GROUPS
+    from deepcolor.parser import StudentParser
+
+    out = tmp_path / "parser"
+    rc, _, err = run("parser", "train", targets_dir, "--out", out, "--width", "4", "--epochs", "3", "-q")
+    assert rc == 0, err
+    assert re.search(r"parser: best held-out loss [\d.]+ after 3 epochs on 10 photos", err)
+    parser = StudentParser.load(out)
+    assert parser.class_names == SHARED_GROUPS + ("other",) and parser.width == 4 and parser.input_size == 32
+    assert parser.info["n_photos"] == 10 and len(parser.info["history"]["val"]) == 3
+    rc, _, err = run("parser", "train", targets_dir, "--out", out, "--width", "4", "--epochs", "1", "-q")
+    assert rc == 2 and "a parser exists here; use --overwrite" in err
+    rc, _, err = run("parser", "train", targets_dir, "--out", out, "--width", "4", "--epochs", "1", "-q",
+                     "--overwrite")
+    assert rc == 0, err
+
+
+def test_cli_parser_train_exception_no_targets(run, tmp_path):
+    rc, _, err = run("parser", "train", tmp_path, "--out", tmp_path / "parser", "-q")
+    assert rc == 2
+    assert _errors(err) == [f"ERROR: {tmp_path}: no teacher target shards; run make_targets first"]
+
+
+@pytest.mark.parametrize("option, value, match", [("--width", "0", "width must be a positive int, got 0"),
+                                                  ("--epochs", "0", "epochs must be a positive int, got 0")])
+def test_cli_parser_train_exception_bad_option(run, tmp_path, targets_dir, option, value, match):
+    rc, _, err = run("parser", "train", targets_dir, "--out", tmp_path / "parser", option, value, "-q")
+    assert rc == 2 and _errors(err) == [f"ERROR: {match}"]
+    assert not (tmp_path / "parser").exists()
+
+
+def test_cli_parser_targets_exception_missing_teacher(run, tmp_path, tiny_refs):
+    tiny_refs(tmp_path / "photos", seeds=range(2))
+    teacher = tmp_path / "models" / "deeplabv3_mobilenetv2_ade20k.tflite"
+    rc, _, err = run("parser", "targets", tmp_path / "photos", "--teacher", teacher, "--out", tmp_path / "t", "-q")
+    assert rc == 2
+    assert _errors(err)[0].startswith(f"ERROR: {teacher}: ADE20K parser not found")
+    assert not (tmp_path / "t").exists()
+
+
+def test_cli_parser_targets_exception_missing_folder(run, tmp_path):
+    rc, _, err = run("parser", "targets", tmp_path / "nope", "--teacher", tmp_path / "t.tflite",
+                     "--out", tmp_path / "t", "-q")
+    assert rc == 2 and _errors(err) == [f"ERROR: {tmp_path / 'nope'}: no such folder of colour photos"]
+
+
+def test_cli_colorize_exception_semantic_parser_gone(run, tmp_path, tiny_refs, tiny_parser_dir, grey_dir,
+                                                     tiny_configs):
+    # A model whose feature settings name a parser that is no longer there: one clear fatal error.
+    from deepcolor.extract import extract_folder
+    from deepcolor.features import load_parser
+    from deepcolor.train import train_model
+
+    parser = tmp_path / "parser"
+    shutil.copytree(tiny_parser_dir, parser)
+    cfg = tiny_configs["features"].replace(features=("patch", "semantic"), semantic_parser=str(parser))
+    tiny_refs(tmp_path / "refs", seeds=range(3))
+    extract_folder([tmp_path / "refs"], tmp_path / "features", cfg, quiet=True)
+    train_model(tmp_path / "features", tiny_configs["train"], quiet=True).save(tmp_path / "model")
+    shutil.rmtree(parser)
+    load_parser.cache_clear()
+    rc, _, err = run("colorize", grey_dir, tmp_path / "out", "--model", tmp_path / "model")
+    assert rc == 2
+    assert _errors(err) == [f"ERROR: {parser}: no such parser directory"]
+    assert not (tmp_path / "out").exists()
+
+
+TEACHER = Path(__file__).resolve().parents[2] / "shared" / "data" / "models" / "deeplabv3_mobilenetv2_ade20k.tflite"
+
+
+@pytest.mark.skipif(not TEACHER.is_file() or importlib.util.find_spec("ai_edge_litert") is None,
+                    reason="needs the ADE20K .tflite of the data folder and ai-edge-litert")
+def test_cli_parser_targets_unit(run, tmp_path, tiny_refs):
+    tiny_refs(tmp_path / "photos", seeds=range(3))
+    out = tmp_path / "targets"
+    rc, _, err = run("parser", "targets", tmp_path / "photos", "--teacher", TEACHER, "--out", out,
+                     "--max-per-folder", "2", "-q")
+    assert rc == 0, err
+    shards = sorted((out / "shards").glob("*.npz"))
+    assert len(shards) == 2 and "parser targets: 2 of 2 photos" in err
+    with np.load(shards[0]) as data:
+        assert data["grey"].shape == (128, 128) and data["grey"].dtype == np.uint8
+        assert data["prob"].shape == (32, 32, 151)
+        np.testing.assert_allclose(data["prob"].astype(np.float32).sum(-1), 1.0, atol=2e-2)
+    before = {p: p.stat().st_mtime_ns for p in shards}
+    rc, _, err = run("parser", "targets", tmp_path / "photos", "--teacher", TEACHER, "--out", out,
+                     "--max-per-folder", "2", "-q")
+    assert rc == 0 and {p: p.stat().st_mtime_ns for p in shards} == before  # resumed: nothing redone
