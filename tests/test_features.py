@@ -218,7 +218,7 @@ def test_feature_dim_unit():
     assert feature_dim(["patch", "daisy"], PARAMS) == 81
     assert feature_dim(["daisy"], {**PARAMS, "daisy_rings": 2, "daisy_histograms": 4}) == 72
     assert feature_dim(["patch"], {**PARAMS, "patch_size": 5}) == 25
-    assert set(FEATURES) == {"patch", "daisy"}
+    assert set(FEATURES) == {"patch", "daisy", "semantic"}
 
 
 @pytest.mark.parametrize("names", [("patch",), ("daisy",), ("patch", "daisy"), ("daisy", "patch")])
@@ -249,7 +249,7 @@ def test_compute_features_unit(rng):
     "names, match",
     [
         ([], r"at least one feature name is needed"),
-        (["patch", "hog"], r"unknown feature\(s\) \['hog'\]; known: \['daisy', 'patch'\]"),
+        (["patch", "hog"], r"unknown feature\(s\) \['hog'\]; known: \['daisy', 'patch', 'semantic'\]"),
         (["patch", "daisy", "patch"],
          r"feature names must not repeat, got \['patch', 'daisy', 'patch'\]"),
     ],
