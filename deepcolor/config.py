@@ -75,6 +75,7 @@ class FeatureConfig(_Config):
     # directory of `deepcolor parser train`; or the ADE20K .tflite file) and
     # the guided-filter smoothing of its probability maps (docs/DESIGN.md).
     semantic_parser: str = "default"
+    semantic_groups: str = "parser"
     semantic_smoothing: str = "guided"
     semantic_radius: int = 8
     semantic_eps: float = 1e-2
@@ -90,7 +91,7 @@ class FeatureConfig(_Config):
 
     def __post_init__(self):
         from deepcolor.features import DAISY_BACKENDS, DAISY_NORMALIZATIONS, FEATURES
-        from deepcolor.features.semantic import SMOOTHINGS
+        from deepcolor.features.semantic import GROUP_MERGES, SMOOTHINGS
 
         if isinstance(self.features, str):
             raise ValueError(f"features must be a list of names, got the string {self.features!r}; "
@@ -117,6 +118,8 @@ class FeatureConfig(_Config):
         _non_negative_float("min_chroma_spread", self.min_chroma_spread)
         if not isinstance(self.semantic_parser, str) or not self.semantic_parser:
             raise ValueError(f"semantic_parser must be 'default' or a path, got {self.semantic_parser!r}")
+        if self.semantic_groups not in GROUP_MERGES:
+            raise ValueError(f"semantic_groups must be one of {sorted(GROUP_MERGES)}, got {self.semantic_groups!r}")
         if self.semantic_smoothing not in SMOOTHINGS:
             raise ValueError(f"semantic_smoothing must be one of {SMOOTHINGS}, got {self.semantic_smoothing!r}")
         _positive_int("semantic_radius", self.semantic_radius)

@@ -55,10 +55,10 @@ FEATURES = {
     ),
     "semantic": FeatureSpec(
         compute=lambda gray, p: semantic_features(
-            gray, load_parser(p["semantic_parser"]), smoothing=p["semantic_smoothing"],
+            gray, load_parser(p["semantic_parser"], p["semantic_groups"]), smoothing=p["semantic_smoothing"],
             radius=p["semantic_radius"], eps=p["semantic_eps"],
         ),
-        dim=lambda p: len(load_parser(p["semantic_parser"]).class_names),
+        dim=lambda p: len(load_parser(p["semantic_parser"], p["semantic_groups"]).class_names),
         description="scene-parser class probabilities smoothed under the grey image (high level)",
     ),
 }

@@ -259,6 +259,31 @@ class TFLiteParser:
 
 SMOOTHINGS = ("guided", "none")
 
+# Merges of a parser's classes applied when the feature is computed, by class
+# name (a class not named goes to "other"): "parser" keeps the parser's own
+# classes; "coarse" sums them into 7 broad colour-relevant groups + other.
+GROUP_MERGES = {
+    "parser": None,
+    "coarse": {
+        "sky": ("sky",), "vegetation": ("grass", "tree", "flower"), "water": ("water",),
+        "ground": ("road", "mountain", "ground"), "person": ("person",), "animal": ("animal",),
+        "built": ("building", "sign", "chair", "book", "wall", "floor", "ceiling", "fence",
+                  "car", "boat", "aeroplane", "bicycle"),
+    },
+}
+
+
+def merge_matrix(class_names, merge):
+    """(K, G + 1) 0/1 matrix summing a parser's K classes, by name, into `merge`'s G groups + other."""
+    index = {}
+    for g, (group, members) in enumerate(merge.items()):
+        for name in members:
+            index[name] = g
+    mat = np.zeros((len(class_names), len(merge) + 1), np.float32)
+    for k, name in enumerate(class_names):
+        mat[k, index.get(name, len(merge))] = 1.0
+    return mat
+
 
 class GroupedParser:
     """A parser whose class probabilities are summed into groups: ``predict_proba -> (H, W, G + 1)``.
@@ -290,7 +315,7 @@ def default_parser_dir():
 
 
 @functools.lru_cache(maxsize=4)
-def load_parser(spec="default", threads=1):
+def load_parser(spec="default", groups="parser", threads=1):
     """The parser named by a feature setting, loaded once per process.
 
     Parameters
@@ -299,6 +324,9 @@ def load_parser(spec="default", threads=1):
         ``"default"`` (the bundled student, `default_parser_dir`), a parser
         directory written by ``deepcolor parser train``, or the ADE20K
         ``.tflite`` file (its 151 classes summed into `SHARED_GROUPS` + other).
+    groups : str
+        A key of `GROUP_MERGES`: "parser" keeps the parser's classes, another
+        merge sums them into its groups.
     threads : int
         Threads of the TFLite interpreter.
 
@@ -311,14 +339,21 @@ def load_parser(spec="default", threads=1):
         if not (spec / "manifest.json").is_file():
             raise FileNotFoundError(f"{spec}: the bundled parser is missing from this installation; "
                                     f"rebuild it with `make parser` or name one with semantic_parser")
+    if groups not in GROUP_MERGES:
+        raise ValueError(f"groups must be one of {sorted(GROUP_MERGES)}, got {groups!r}")
     path = Path(spec)
     if path.suffix == ".tflite":
         teacher = TFLiteParser(path, threads=threads)
-        return GroupedParser(teacher, group_matrix(teacher.n_classes, ADE20K_TO_SHARED, SHARED_GROUPS),
-                             SHARED_GROUPS + ("other",))
-    from deepcolor.parser import StudentParser
+        parser = GroupedParser(teacher, group_matrix(teacher.n_classes, ADE20K_TO_SHARED, SHARED_GROUPS),
+                               SHARED_GROUPS + ("other",))
+    else:
+        from deepcolor.parser import StudentParser
 
-    return StudentParser.load(path)
+        parser = StudentParser.load(path)
+    merge = GROUP_MERGES[groups]
+    if merge is None:
+        return parser
+    return GroupedParser(parser, merge_matrix(parser.class_names, merge), tuple(merge) + ("other",))
 
 
 def semantic_features(gray, parser, smoothing="guided", radius=8, eps=1e-2):

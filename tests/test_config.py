@@ -57,6 +57,7 @@ def test_configs_are_frozen():
         ({"semantic_parser": ""}, "semantic_parser must be 'default' or a path, got ''"),
         ({"semantic_parser": None}, "semantic_parser must be 'default' or a path, got None"),
         ({"semantic_smoothing": "bilateral"}, "semantic_smoothing must be one of ('guided', 'none'), got 'bilateral'"),
+        ({"semantic_groups": "fine"}, "semantic_groups must be one of ['coarse', 'parser'], got 'fine'"),
         ({"semantic_radius": 0}, "semantic_radius must be a positive int, got 0"),
         ({"semantic_eps": 0.0}, "semantic_eps must be a positive finite number, got 0.0"),
         ({"features": ()}, "features must name at least one feature"),
@@ -261,6 +262,7 @@ CHANGED = {
     "min_chroma_spread": 0.05,
     "semantic_parser": "some/parser",  # not loaded: "semantic" is not among the features
     "semantic_smoothing": "none",
+    "semantic_groups": "coarse",
     "semantic_radius": 4,
     "semantic_eps": 1e-3,
     "seed": 1,

@@ -23,12 +23,14 @@ from deepcolor.features.semantic import (
     MSRC_CLASSES,
     MSRC_TO_SHARED,
     SHARED_GROUPS,
+    GROUP_MERGES,
     GroupedParser,
     TFLiteParser,
     group_matrix,
     group_probabilities,
     label_groups,
     load_parser,
+    merge_matrix,
     semantic_features,
     semantic_histogram,
     smooth_probabilities,
@@ -667,3 +669,29 @@ def test_load_parser_tflite_grouped(rng, tol):
     out = parser.predict_proba(rng.random((20, 30)).astype(np.float32))
     assert out.shape == (20, 30, len(SHARED_GROUPS) + 1)
     np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-4)
+
+
+def test_merge_matrix_unit():
+    mat = merge_matrix(("sky", "tree", "grass", "teapot", "other"), {"sky": ("sky",), "green": ("tree", "grass")})
+    np.testing.assert_array_equal(mat, [[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]])
+
+
+def test_merge_matrix_invariant_coarse():
+    # Every shared group lands in exactly one coarse group (none falls to "other" by a typo).
+    mat = merge_matrix(SHARED_GROUPS + ("other",), GROUP_MERGES["coarse"])
+    np.testing.assert_array_equal(mat.sum(axis=1), 1)
+    assert mat[:-1, -1].sum() == 0 and mat[-1, -1] == 1
+
+
+def test_load_parser_groups_unit(tiny_parser_dir, rng, tol):
+    load_parser.cache_clear()
+    merged = load_parser(str(tiny_parser_dir), "coarse")
+    assert merged.class_names == tuple(GROUP_MERGES["coarse"]) + ("other",)
+    gray = rng.random((12, 10)).astype(np.float32)
+    out = merged.predict_proba(gray)
+    np.testing.assert_allclose(out[..., -1], 1.0, **tol(np.float32))  # dark/bright/other are no coarse group
+
+
+def test_load_parser_groups_exception(tiny_parser_dir):
+    with pytest.raises(ValueError, match="groups must be one of"):
+        load_parser(str(tiny_parser_dir), "fine")
