@@ -22,8 +22,12 @@ class ChromaNet(nn.Module):
     training pixels) is held as buffers so a loaded network needs nothing else.
     """
 
-    def __init__(self, in_dim, hidden=64, n_hidden_layers=3, dropout=0.0):
+    def __init__(self, in_dim, hidden=64, n_hidden_layers=3, dropout=0.0, block=None, block_dropout=0.0):
         super().__init__()
+        # Block dropout (training only): for a random `block_dropout` share of the
+        # pixels, the input columns block[0]:block[1] (one feature, e.g. the
+        # semantic probabilities) are set to their training mean.
+        self.block, self.block_dropout = block, block_dropout
         widths = [in_dim] + [hidden] * n_hidden_layers
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.out = nn.Linear(widths[-1], 2)  # linear U, V output (paper)
@@ -37,6 +41,10 @@ class ChromaNet(nn.Module):
 
     def forward(self, x):
         x = (x - self.mean) / self.std  # (N, D)
+        if self.training and self.block is not None and self.block_dropout > 0:
+            a, b = self.block
+            keep = (torch.rand(len(x), 1) >= self.block_dropout).to(x.dtype)  # (N, 1)
+            x = torch.cat([x[:, :a], x[:, a:b] * keep, x[:, b:]], dim=1)
         for layer in self.hidden:
             x = nn.functional.dropout(torch.relu(layer(x)), self.dropout, self.training)  # (N, hidden)
         return self.out(x)  # (N, 2)
@@ -63,7 +71,7 @@ def _mse(net, x, y, batch_size=65536):
     return float(np.mean((pred - y) ** 2))
 
 
-def train_network(x_train, y_train, x_val, y_val, cfg, progress=None):
+def train_network(x_train, y_train, x_val, y_val, cfg, progress=None, block=None):
     """Fit a `ChromaNet` by least squares with Adam and early stopping.
 
     Parameters
@@ -75,6 +83,8 @@ def train_network(x_train, y_train, x_val, y_val, cfg, progress=None):
     cfg : deepcolor.config.TrainConfig
     progress : callable, optional
         Called after each epoch with a dict (epoch, train_mse, val_mse).
+    block : (int, int), optional
+        Columns of the feature that ``cfg.block_dropout`` drops (the semantic feature).
 
     Returns
     -------
@@ -90,7 +100,8 @@ def train_network(x_train, y_train, x_val, y_val, cfg, progress=None):
         )
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    net = ChromaNet(x_train.shape[1], cfg.hidden, cfg.n_hidden_layers, cfg.dropout)
+    net = ChromaNet(x_train.shape[1], cfg.hidden, cfg.n_hidden_layers, cfg.dropout,
+                    block, cfg.semantic_dropout if block is not None else 0.0)
     mean, std = normalisation(x_train)
     net.mean.copy_(torch.from_numpy(mean))
     net.std.copy_(torch.from_numpy(std))

@@ -28,6 +28,18 @@ def split_images(n_images, val_fraction, seed):
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+def feature_block(feature_cfg, name):
+    """Columns (start, stop) of feature `name` in the concatenated descriptor, or None if absent."""
+    from deepcolor.features import feature_dim
+
+    if name not in feature_cfg.features:
+        return None
+    i = feature_cfg.features.index(name)
+    params = feature_cfg.params()
+    start = feature_dim(feature_cfg.features[:i], params) if i else 0
+    return start, start + feature_dim((name,), params)
+
+
 def train_model(features_dir, train_cfg=None, refine_cfg=None, quiet=False):
     """Train a single-network model from a features directory.
 
@@ -53,7 +65,8 @@ def train_model(features_dir, train_cfg=None, refine_cfg=None, quiet=False):
         bar.set_postfix(train=f"{h['train_mse']:.5f}", held_out=f"{h['val_mse']:.5f}")
 
     start = time.perf_counter()
-    net, history = train_network(x_tr, y_tr, x_va, y_va, train_cfg, progress=report)
+    net, history = train_network(x_tr, y_tr, x_va, y_va, train_cfg, progress=report,
+                                 block=feature_block(feature_cfg, "semantic"))
     bar.close()
     info = {
         "features_dir": str(features_dir),

@@ -856,3 +856,59 @@ def test_semantic_extraction_key_follows_parser_weights(tmp_path, tiny_parser_di
         assert cfg.extraction_key() != first
     finally:
         load_parser.cache_clear()
+
+
+# --- semantic dropout -----------------------------------------------------------
+
+
+def test_feature_block_unit(tiny_parser_dir):
+    from deepcolor.train import feature_block
+
+    cfg = FeatureConfig(features=("patch", "daisy", "semantic"), semantic_parser=str(tiny_parser_dir))
+    assert feature_block(cfg, "semantic") == (81, 84)
+    assert feature_block(cfg, "patch") == (0, 49)
+    assert feature_block(FeatureConfig(), "semantic") is None
+
+
+def test_chroma_net_block_dropout_unit(rng):
+    from deepcolor.networks import ChromaNet
+
+    torch.manual_seed(0)
+    net = ChromaNet(4, hidden=8, block=(1, 3), block_dropout=1 - 1e-9)
+    x = torch.from_numpy(rng.random((50, 4)).astype(np.float32))
+    x2 = x.clone()
+    x2[:, 1:3] += 5.0  # only the dropped block differs
+    net.train()
+    torch.testing.assert_close(net(x), net(x2))  # training: the block is replaced by its mean
+    x3 = x.clone()
+    x3[:, 3] += 5.0
+    assert not torch.allclose(net(x), net(x3))  # the other columns still count
+    net.eval()
+    assert not torch.allclose(net(x), net(x2))  # inference: the block is used
+
+
+def test_chroma_net_block_dropout_invariant_share(rng):
+    # About block_dropout of the rows lose the block.
+    from deepcolor.networks import ChromaNet
+
+    torch.manual_seed(0)
+    net = ChromaNet(3, hidden=8, block=(2, 3), block_dropout=0.3).train()
+    x = torch.from_numpy(rng.random((20000, 3)).astype(np.float32))
+    x2 = x.clone()
+    x2[:, 2] += 5.0
+    torch.manual_seed(1)
+    a = net(x)
+    torch.manual_seed(1)
+    b = net(x2)
+    dropped = (a - b).abs().sum(dim=1) < 1e-6
+    assert abs(float(dropped.float().mean()) - 0.3) < 0.02
+
+
+def test_train_model_semantic_dropout_runs(tmp_path, tiny_refs, tiny_configs, tiny_parser_dir, torch_one_thread):
+    cfg = tiny_configs["features"].replace(features=("patch", "semantic"), semantic_parser=str(tiny_parser_dir))
+    tiny_refs(tmp_path / "refs")
+    extract_folder([tmp_path / "refs"], tmp_path / "features", cfg, quiet=True)
+    a = train_model(tmp_path / "features", tiny_configs["train"], quiet=True)
+    b = train_model(tmp_path / "features", tiny_configs["train"].replace(semantic_dropout=0.5), quiet=True)
+    assert a.info["history"]["train_mse"] != b.info["history"]["train_mse"]  # the option reaches training
+    assert b.networks[0].in_dim == 49 + 3
