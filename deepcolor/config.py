@@ -163,6 +163,10 @@ class TrainConfig(_Config):
     # the semantic feature is replaced by its mean, so the network cannot lean
     # on it alone (docs/DESIGN.md). Only acts when "semantic" is a feature.
     semantic_dropout: float = 0.0
+    # Loss weight of each reference image's pixels: "uniform" (the paper's
+    # least squares) or "psnr" (images of muted colour weigh more, as they do
+    # in the mean per-image PSNR; deepcolor.train.image_weights).
+    image_weighting: str = "uniform"
     # Least squares on U, V (paper) with Adam; batch and schedule are ours.
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -184,6 +188,8 @@ class TrainConfig(_Config):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
         _non_negative_float("weight_decay", self.weight_decay)
+        if self.image_weighting not in ("uniform", "psnr"):
+            raise ValueError(f"image_weighting must be 'uniform' or 'psnr', got {self.image_weighting!r}")
         if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 0.9:
             raise ValueError(f"val_fraction must be in (0, 0.9), got {self.val_fraction!r}")
         if not isinstance(self.seed, int):

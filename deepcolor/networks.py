@@ -66,12 +66,12 @@ def predict(net, x, batch_size=65536):
     return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
 
 
-def _mse(net, x, y, batch_size=65536):
-    pred = predict(net, x, batch_size)
-    return float(np.mean((pred - y) ** 2))
+def _mse(net, x, y, weights=None, batch_size=65536):
+    err = ((predict(net, x, batch_size) - y) ** 2).mean(axis=1)  # (N,)
+    return float(np.mean(err) if weights is None else np.average(err, weights=weights))
 
 
-def train_network(x_train, y_train, x_val, y_val, cfg, progress=None, block=None):
+def train_network(x_train, y_train, x_val, y_val, cfg, progress=None, block=None, w_train=None, w_val=None):
     """Fit a `ChromaNet` by least squares with Adam and early stopping.
 
     Parameters
@@ -84,7 +84,10 @@ def train_network(x_train, y_train, x_val, y_val, cfg, progress=None, block=None
     progress : callable, optional
         Called after each epoch with a dict (epoch, train_mse, val_mse).
     block : (int, int), optional
-        Columns of the feature that ``cfg.block_dropout`` drops (the semantic feature).
+        Columns of the feature that ``cfg.semantic_dropout`` drops (the semantic feature).
+    w_train, w_val : ndarray of shape (N,), optional
+        Per-pixel weights of the squared error (see `deepcolor.train.image_weights`);
+        uniform if not given.
 
     Returns
     -------
@@ -108,6 +111,7 @@ def train_network(x_train, y_train, x_val, y_val, cfg, progress=None, block=None
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     xt = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
     yt = torch.from_numpy(np.ascontiguousarray(y_train, dtype=np.float32))
+    wt = None if w_train is None else torch.from_numpy(np.asarray(w_train, np.float32))[:, None]
     history = {"train_mse": [], "val_mse": []}
     best, best_state, best_epoch, stale = np.inf, None, -1, 0
     start = time.perf_counter()
@@ -117,13 +121,14 @@ def train_network(x_train, y_train, x_val, y_val, cfg, progress=None, block=None
         total = 0.0
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
-            loss = torch.mean((net(xt[idx]) - yt[idx]) ** 2)
+            err = (net(xt[idx]) - yt[idx]) ** 2  # (B, 2)
+            loss = torch.mean(err if wt is None else wt[idx] * err)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
         train_mse = total / len(xt)
-        val_mse = _mse(net, x_val, y_val)
+        val_mse = _mse(net, x_val, y_val, w_val)
         history["train_mse"].append(train_mse)
         history["val_mse"].append(val_mse)
         if progress is not None:

@@ -40,6 +40,37 @@ def feature_block(feature_cfg, name):
     return start, start + feature_dim((name,), params)
 
 
+def image_weights(uvs, mode):
+    """Per-pixel loss weights that make the training loss follow the mean per-image PSNR.
+
+    Parameters
+    ----------
+    uvs : list of ndarray (n_i, 2)
+        Each training image's sampled chrominance.
+    mode : {"uniform", "psnr"}
+        "uniform": every pixel counts the same (the paper's least squares).
+        "psnr": image i's pixels weigh 1 / (e_i + median(e)), with e_i the
+        mean squared distance of its chrominance from the references' mean
+        chrominance. The mean PSNR over images moves with the sum of each
+        image's relative error change, so an image of muted colour (small
+        error at stake) counts more than its pixel share; the median keeps
+        the weights within a small ratio.
+
+    Returns
+    -------
+    weights : ndarray (sum n_i,) float32 with mean 1, or None for "uniform"
+    """
+    if mode == "uniform":
+        return None
+    if mode != "psnr":
+        raise ValueError(f"image weighting must be 'uniform' or 'psnr', got {mode!r}")
+    mean_uv = np.concatenate(uvs).mean(axis=0)
+    e = np.array([np.mean(np.sum((uv - mean_uv) ** 2, axis=1)) for uv in uvs])
+    per_image = 1.0 / (e + np.median(e))
+    w = np.concatenate([np.full(len(uv), wi, np.float64) for uv, wi in zip(uvs, per_image)])
+    return (w / w.mean()).astype(np.float32)
+
+
 def train_model(features_dir, train_cfg=None, refine_cfg=None, quiet=False):
     """Train a single-network model from a features directory.
 
@@ -65,8 +96,11 @@ def train_model(features_dir, train_cfg=None, refine_cfg=None, quiet=False):
         bar.set_postfix(train=f"{h['train_mse']:.5f}", held_out=f"{h['val_mse']:.5f}")
 
     start = time.perf_counter()
+    mode = train_cfg.image_weighting
     net, history = train_network(x_tr, y_tr, x_va, y_va, train_cfg, progress=report,
-                                 block=feature_block(feature_cfg, "semantic"))
+                                 block=feature_block(feature_cfg, "semantic"),
+                                 w_train=image_weights([shards[i][2] for i in tr], mode),
+                                 w_val=image_weights([shards[i][2] for i in va], mode))
     bar.close()
     info = {
         "features_dir": str(features_dir),

@@ -87,6 +87,7 @@ def test_feature_config_exception(kwargs, match):
         ({"weight_decay": -0.1}, "weight_decay must be a finite number >= 0, got -0.1"),
         ({"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
         ({"dropout": -0.5}, "dropout must be in [0, 1), got -0.5"),
+        ({"image_weighting": "mse"}, "image_weighting must be 'uniform' or 'psnr', got 'mse'"),
         ({"semantic_dropout": 1.0}, "semantic_dropout must be in [0, 1), got 1.0"),
         ({"semantic_dropout": True}, "semantic_dropout must be in [0, 1), got True"),
         ({"val_fraction": 0}, "val_fraction must be in (0, 0.9), got 0"),

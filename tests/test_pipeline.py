@@ -912,3 +912,33 @@ def test_train_model_semantic_dropout_runs(tmp_path, tiny_refs, tiny_configs, ti
     b = train_model(tmp_path / "features", tiny_configs["train"].replace(semantic_dropout=0.5), quiet=True)
     assert a.info["history"]["train_mse"] != b.info["history"]["train_mse"]  # the option reaches training
     assert b.networks[0].in_dim == 49 + 3
+
+
+# --- image weighting ------------------------------------------------------------
+
+
+def test_image_weights_unit():
+    from deepcolor.train import image_weights
+
+    dull = np.zeros((4, 2), np.float32)  # at the mean chroma: nothing at stake
+    vivid = np.array([[0.2, 0.0], [-0.2, 0.0], [0.0, 0.2], [0.0, -0.2]], np.float32)
+    w = image_weights([dull, vivid, vivid], "psnr")
+    # mean chroma (0, 0); e = (0, 0.04, 0.04), median 0.04 -> per image 1/0.04, 1/0.08, 1/0.08
+    expected = np.repeat([2.0, 1.0, 1.0], 4)
+    np.testing.assert_allclose(w, expected / expected.mean(), rtol=1e-6)
+    assert w.dtype == np.float32 and abs(w.mean() - 1) < 1e-6
+    assert image_weights([dull, vivid], "uniform") is None
+
+
+def test_image_weights_exception():
+    from deepcolor.train import image_weights
+
+    with pytest.raises(ValueError, match="image weighting must be 'uniform' or 'psnr', got 'mse'"):
+        image_weights([np.zeros((2, 2), np.float32)], "mse")
+
+
+def test_train_model_image_weighting_changes_training(tiny_features_dir, tiny_configs, torch_one_thread):
+    a = train_model(tiny_features_dir, tiny_configs["train"], quiet=True)
+    b = train_model(tiny_features_dir, tiny_configs["train"].replace(image_weighting="psnr"), quiet=True)
+    assert a.info["history"]["train_mse"] != b.info["history"]["train_mse"]
+    assert b.train_config.image_weighting == "psnr"
