@@ -16,7 +16,7 @@ SEED ?= 0
 BENCH_OUT ?= work/bench.json
 # The grey-image parser (issue 3): distilled from the ADE20K teacher on colour photos.
 TEACHER ?= $(DATA)/models/deeplabv3_mobilenetv2_ade20k.tflite
-PARSER_PHOTOS ?= $(DATA)/intel_scenes/train
+PARSER_PHOTOS ?= $(DATA)/bsds500/train $(DATA)/bsds500/val $(DATA)/intel_scenes/train
 PARSER_TARGETS ?= work/parser-targets
 PARSER ?= deepcolor/models/parser
 
@@ -34,7 +34,7 @@ $(BIN)/deepcolor: setup.cfg pyproject.toml constraints.txt
 
 install: $(BIN)/deepcolor ## create .venv and install deepcolor with pinned dependencies
 
-parser: install ## rebuild the bundled grey-image parser PARSER from TEACHER (~35 min on 2 cores)
+parser: install ## rebuild the bundled grey-image parser PARSER from TEACHER (~40 min on 2 cores)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,semantic]'
 	$(BIN)/deepcolor parser targets $(PARSER_PHOTOS) --max-per-folder 1500 --msrc $(DATA)/msrc_v2/images \
 		--teacher $(TEACHER) --out $(PARSER_TARGETS) --seed $(SEED)

@@ -52,8 +52,9 @@ class FeatureConfig(_Config):
     """How per-pixel features and training samples are made from an image."""
 
     # Names from the deepcolor.features registry, concatenated in this order.
-    # Cheng et al. 2015, Sec. 3.1: low level (patch) + mid level (DAISY) [+ semantic].
-    features: tuple = ("patch", "daisy")
+    # Cheng et al. 2015, Sec. 3.1: low level (patch) + mid level (DAISY) +
+    # high level (semantic).
+    features: tuple = ("patch", "daisy", "semantic")
     # Longest side, in pixels, of the image the features are computed on (never
     # upsampled). Our choice: the paper does not say; 256 is the working size
     # of most colorizers (docs/DESIGN.md).
@@ -72,10 +73,12 @@ class FeatureConfig(_Config):
     daisy_normalization: str = "l1"
     # Semantic feature (used when "semantic" is in `features`): the parser
     # ("default": the grey-image student bundled with deepcolor; or a parser
-    # directory of `deepcolor parser train`; or the ADE20K .tflite file) and
-    # the guided-filter smoothing of its probability maps (docs/DESIGN.md).
+    # directory of `deepcolor parser train`; or the ADE20K .tflite file), the
+    # merge of its classes (8 coarse groups measured best, against the
+    # parser's 18 and 5) and the guided-filter smoothing of the probability
+    # maps (better than none). docs/DESIGN.md has the numbers.
     semantic_parser: str = "default"
-    semantic_groups: str = "parser"
+    semantic_groups: str = "coarse"
     semantic_smoothing: str = "guided"
     semantic_radius: int = 8
     semantic_eps: float = 1e-2

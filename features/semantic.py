@@ -261,14 +261,18 @@ SMOOTHINGS = ("guided", "none")
 
 # Merges of a parser's classes applied when the feature is computed, by class
 # name (a class not named goes to "other"): "parser" keeps the parser's own
-# classes; "coarse" sums them into 7 broad colour-relevant groups + other.
+# classes; "coarse" sums them into 7 broad colour-relevant groups + other;
+# "landscape" keeps only sky, vegetation, water and ground + other.
 GROUP_MERGES = {
     "parser": None,
     "coarse": {
         "sky": ("sky",), "vegetation": ("grass", "tree", "flower"), "water": ("water",),
-        "ground": ("road", "mountain", "ground"), "person": ("person",), "animal": ("animal",),
-        "built": ("building", "sign", "chair", "book", "wall", "floor", "ceiling", "fence",
-                  "car", "boat", "aeroplane", "bicycle"),
+        "ground": ("road", "mountain"), "person": ("person",), "animal": ("animal",),
+        "built": ("building", "sign", "chair", "book", "car", "boat", "aeroplane", "bicycle"),
+    },
+    "landscape": {
+        "sky": ("sky",), "vegetation": ("grass", "tree", "flower"), "water": ("water",),
+        "ground": ("road", "mountain"),
     },
 }
 

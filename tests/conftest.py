@@ -93,7 +93,9 @@ def tiny_configs():
     from deepcolor.config import FeatureConfig, RefineConfig, TrainConfig
 
     return {
-        "features": FeatureConfig(working_size=32, daisy_radius=3, pixels_per_image=200),
+        # patch + DAISY; a test that adds "semantic" with `tiny_parser_dir` keeps its 3 classes
+        "features": FeatureConfig(features=("patch", "daisy"), working_size=32, daisy_radius=3,
+                                  pixels_per_image=200, semantic_groups="parser"),
         "train": TrainConfig(hidden=16, lr=1e-2, batch_size=128, max_epochs=20, patience=4,
                              val_fraction=0.3),
         "refine": RefineConfig(),

@@ -15,9 +15,9 @@ from deepcolor.config import CONFIG_SECTIONS, FeatureConfig, RefineConfig, Train
 
 def test_feature_config_defaults_valid():
     cfg = FeatureConfig()
-    assert cfg.features == ("patch", "daisy")
-    # 7x7 patch (49) + DAISY (1 ring * 3 histograms + 1) * 8 orientations (32): Cheng et al. 2015, Sec. 3.1
-    assert cfg.dim == 49 + 32
+    assert cfg.features == ("patch", "daisy", "semantic")  # Cheng et al. 2015, Sec. 3.1: low, mid, high level
+    # 7x7 patch (49) + DAISY (1 ring * 3 histograms + 1) * 8 orientations (32) + 8 coarse semantic groups
+    assert cfg.dim == 49 + 32 + 8
     assert cfg.params()["patch_size"] == 7
 
 
@@ -57,7 +57,7 @@ def test_configs_are_frozen():
         ({"semantic_parser": ""}, "semantic_parser must be 'default' or a path, got ''"),
         ({"semantic_parser": None}, "semantic_parser must be 'default' or a path, got None"),
         ({"semantic_smoothing": "bilateral"}, "semantic_smoothing must be one of ('guided', 'none'), got 'bilateral'"),
-        ({"semantic_groups": "fine"}, "semantic_groups must be one of ['coarse', 'parser'], got 'fine'"),
+        ({"semantic_groups": "fine"}, "semantic_groups must be one of ['coarse', 'landscape', 'parser'], got 'fine'"),
         ({"semantic_radius": 0}, "semantic_radius must be a positive int, got 0"),
         ({"semantic_eps": 0.0}, "semantic_eps must be a positive finite number, got 0.0"),
         ({"features": ()}, "features must name at least one feature"),
@@ -178,8 +178,8 @@ def test_config_roundtrip(cls):
 
 def test_feature_config_to_dict_lists():
     data = FeatureConfig().to_dict()
-    assert data["features"] == ["patch", "daisy"]
-    assert FeatureConfig.from_dict(data).features == ("patch", "daisy")
+    assert data["features"] == ["patch", "daisy", "semantic"]
+    assert FeatureConfig.from_dict(data).features == ("patch", "daisy", "semantic")
 
 
 @pytest.mark.parametrize("cls", [FeatureConfig, TrainConfig, RefineConfig])
@@ -251,6 +251,8 @@ def test_load_toml_exception(tmp_path, text, match):
 
 # --- extraction key ----------------------------------------------------------
 
+BASE_FEATURES = ("patch", "daisy")  # the semantic settings count even without the feature
+
 CHANGED = {
     "features": ("patch",),
     "working_size": 128,
@@ -265,7 +267,7 @@ CHANGED = {
     "min_chroma_spread": 0.05,
     "semantic_parser": "some/parser",  # not loaded: "semantic" is not among the features
     "semantic_smoothing": "none",
-    "semantic_groups": "coarse",
+    "semantic_groups": "parser",
     "semantic_radius": 4,
     "semantic_eps": 1e-3,
     "seed": 1,
@@ -278,7 +280,7 @@ def test_extraction_key_covers_every_setting():
 
 @pytest.mark.parametrize("name", sorted(CHANGED))
 def test_extraction_key_changes_with_setting(name):
-    base = FeatureConfig()
+    base = FeatureConfig(features=BASE_FEATURES)
     assert getattr(base, name) != CHANGED[name]
     assert base.replace(**{name: CHANGED[name]}).extraction_key() != base.extraction_key()
 

@@ -29,7 +29,7 @@ from deepcolor.train import split_images, train_model
 
 # Features at most 48 px wide: the references below are not resized, so a
 # sample can be traced back to its pixel.
-FCFG = FeatureConfig(working_size=48, daisy_radius=3, pixels_per_image=200)
+FCFG = FeatureConfig(features=("patch", "daisy"), working_size=48, daisy_radius=3, pixels_per_image=200)
 FAST = TrainConfig(hidden=8, lr=1e-2, batch_size=128, max_epochs=4, patience=2, val_fraction=0.3)
 
 
@@ -864,10 +864,12 @@ def test_semantic_extraction_key_follows_parser_weights(tmp_path, tiny_parser_di
 def test_feature_block_unit(tiny_parser_dir):
     from deepcolor.train import feature_block
 
-    cfg = FeatureConfig(features=("patch", "daisy", "semantic"), semantic_parser=str(tiny_parser_dir))
+    cfg = FeatureConfig(features=("patch", "daisy", "semantic"), semantic_parser=str(tiny_parser_dir),
+                        semantic_groups="parser")
     assert feature_block(cfg, "semantic") == (81, 84)
     assert feature_block(cfg, "patch") == (0, 49)
-    assert feature_block(FeatureConfig(), "semantic") is None
+    assert feature_block(FeatureConfig(features=("patch", "daisy")), "semantic") is None
+    assert feature_block(FeatureConfig(), "semantic") == (81, 89)  # the default: 8 coarse groups
 
 
 def test_chroma_net_block_dropout_unit(rng):
