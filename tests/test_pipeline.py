@@ -869,7 +869,7 @@ def test_feature_block_unit(tiny_parser_dir):
     assert feature_block(cfg, "semantic") == (81, 84)
     assert feature_block(cfg, "patch") == (0, 49)
     assert feature_block(FeatureConfig(features=("patch", "daisy")), "semantic") is None
-    assert feature_block(FeatureConfig(), "semantic") == (81, 89)  # the default: 8 coarse groups
+    assert feature_block(FeatureConfig(features=("patch", "daisy", "semantic")), "semantic") == (81, 89)  # 8 groups
 
 
 def test_chroma_net_block_dropout_unit(rng):
@@ -940,7 +940,7 @@ def test_image_weights_exception():
 
 
 def test_train_model_image_weighting_changes_training(tiny_features_dir, tiny_configs, torch_one_thread):
-    a = train_model(tiny_features_dir, tiny_configs["train"], quiet=True)
+    a = train_model(tiny_features_dir, tiny_configs["train"].replace(image_weighting="uniform"), quiet=True)
     b = train_model(tiny_features_dir, tiny_configs["train"].replace(image_weighting="psnr"), quiet=True)
     assert a.info["history"]["train_mse"] != b.info["history"]["train_mse"]
     assert b.train_config.image_weighting == "psnr"
