@@ -120,6 +120,7 @@ def cmd_parser_targets(args):
 def cmd_parser_train(args):
     from deepcolor.features.semantic import CLASS_SETS, group_matrix
     from deepcolor.parser import load_targets, train_student
+    from deepcolor.progress import progress_bar
 
     out = Path(args.out)
     if (out / "manifest.json").exists() and not args.overwrite:
@@ -130,8 +131,6 @@ def cmd_parser_train(args):
     groups, mapping = CLASS_SETS[args.classes]
     names = groups + ("other",)
     grey, targets = load_targets(args.targets_dir, group_matrix(151, mapping, groups))
-    from deepcolor.progress import progress_bar
-
     bar = progress_bar(total=args.epochs, desc="parser", unit="epoch", quiet=args.quiet)
 
     def report(epoch, train_loss, val_loss):

@@ -632,3 +632,13 @@ def test_cli_parser_targets_unit(run, tmp_path, tiny_refs):
     rc, _, err = run("parser", "targets", tmp_path / "photos", "--teacher", TEACHER, "--out", out,
                      "--max-per-folder", "2", "-q")
     assert rc == 0 and {p: p.stat().st_mtime_ns for p in shards} == before  # resumed: nothing redone
+
+
+@pytest.mark.skipif(not TEACHER.is_file() or importlib.util.find_spec("ai_edge_litert") is None,
+                    reason="needs the ADE20K .tflite of the data folder and ai-edge-litert")
+def test_cli_parser_targets_bad_file(run, tmp_path, tiny_refs):
+    tiny_refs(tmp_path / "photos", seeds=range(1))
+    (tmp_path / "photos" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    rc, _, err = run("parser", "targets", tmp_path / "photos", "--teacher", TEACHER, "--out", tmp_path / "t", "-q")
+    assert rc == 1
+    assert "broken.png" in "\n".join(_errors(err)) and "parser targets: 1 of 2 photos" in err
