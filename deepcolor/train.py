@@ -66,7 +66,7 @@ def image_weights(uvs, mode):
         raise ValueError(f"image weighting must be 'uniform' or 'psnr', got {mode!r}")
     mean_uv = np.concatenate(uvs).mean(axis=0)
     e = np.array([np.mean(np.sum((uv - mean_uv) ** 2, axis=1)) for uv in uvs])
-    per_image = 1.0 / (e + np.median(e))
+    per_image = 1.0 / (e + max(float(np.median(e)), 1e-6))  # floor: references all of one chroma
     w = np.concatenate([np.full(len(uv), wi, np.float64) for uv, wi in zip(uvs, per_image)])
     return (w / w.mean()).astype(np.float32)
 

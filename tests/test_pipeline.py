@@ -944,3 +944,12 @@ def test_train_model_image_weighting_changes_training(tiny_features_dir, tiny_co
     b = train_model(tiny_features_dir, tiny_configs["train"].replace(image_weighting="psnr"), quiet=True)
     assert a.info["history"]["train_mse"] != b.info["history"]["train_mse"]
     assert b.train_config.image_weighting == "psnr"
+
+
+def test_image_weights_invariant_one_chroma():
+    # References that all share one chroma (possible with min_chroma_spread = 0): finite equal weights.
+    from deepcolor.train import image_weights
+
+    same = np.full((3, 2), 0.1, np.float32)
+    w = image_weights([same, same], "psnr")
+    np.testing.assert_allclose(w, 1.0)
