@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -189,9 +190,14 @@ def load_targets(targets_dir, matrix):
         raise ValueError(f"{targets_dir}: no teacher target shards; run make_targets first")
     greys, probs = [], []
     for path in shards:
-        with np.load(path, allow_pickle=False) as data:
-            greys.append(data["grey"])
-            probs.append(data["prob"].astype(np.float32) @ matrix)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                grey, prob = data["grey"], data["prob"].astype(np.float32) @ matrix
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path}: unreadable teacher target shard ({type(exc).__name__}: {exc}); "
+                             f"delete it and rerun 'deepcolor parser targets'") from None
+        greys.append(grey)
+        probs.append(prob)
     return np.stack(greys), np.stack(probs)
 
 

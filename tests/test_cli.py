@@ -642,3 +642,20 @@ def test_cli_parser_targets_bad_file(run, tmp_path, tiny_refs):
     rc, _, err = run("parser", "targets", tmp_path / "photos", "--teacher", TEACHER, "--out", tmp_path / "t", "-q")
     assert rc == 1
     assert "broken.png" in "\n".join(_errors(err)) and "parser targets: 1 of 2 photos" in err
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", b"not a zip at all"])
+def test_cli_parser_train_exception_corrupt_shard(run, tmp_path, targets_dir, content):
+    bad = targets_dir / "shards" / ("f" * 24 + ".npz")
+    bad.write_bytes(content)
+    rc, _, err = run("parser", "train", targets_dir, "--out", tmp_path / "parser", "-q")
+    assert rc == 2
+    assert _errors(err)[0].startswith(f"ERROR: {bad}: unreadable teacher target shard")
+    assert not (tmp_path / "parser").exists()
+
+
+def test_cli_parser_train_exception_shard_without_arrays(run, tmp_path, targets_dir):
+    bad = targets_dir / "shards" / ("e" * 24 + ".npz")
+    np.savez(bad, other=np.zeros(3))
+    rc, _, err = run("parser", "train", targets_dir, "--out", tmp_path / "parser", "-q")
+    assert rc == 2 and _errors(err)[0].startswith(f"ERROR: {bad}: unreadable teacher target shard (KeyError")
