@@ -158,3 +158,44 @@ def test_select_photos_exception(tmp_path):
         select_photos([tmp_path / "empty"])
     with pytest.raises(ValueError, match="max_per_folder must be a positive int"):
         select_photos([tmp_path / "empty"], max_per_folder=0)
+
+
+# --- msrc_parsing_scores ------------------------------------------------------
+
+
+def _fake_msrc(root, tiny_scene, label_shape=None):
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i in range(3):
+        Image.fromarray(tiny_scene(20, 30, i)).save(root / "images" / f"{i}_s.jpg")
+    labels = np.full(label_shape or (20, 30), 6, np.uint8)  # MSRC 6: sky
+    labels[:, :10] = 255  # unlabelled
+    Image.fromarray(labels).save(root / "labels" / "0_s.png")  # only the evaluation photo needs labels
+    return root
+
+
+def test_msrc_parsing_scores_unit(tmp_path, tiny_scene):
+    from deepcolor.features.semantic import SHARED_GROUPS
+    from deepcolor.parser import msrc_parsing_scores
+
+    root = _fake_msrc(tmp_path / "msrc", tiny_scene)
+    sky = SHARED_GROUPS.index("sky")
+    always_sky = lambda rgb: np.eye(len(SHARED_GROUPS) + 1, dtype=np.float32)[np.full(rgb.shape[:2], sky)]
+    scores = msrc_parsing_scores(always_sky, root)
+    assert scores["n_images"] == 1 and scores["pixel_accuracy"] == 1.0 and scores["mean_iou"] == 1.0
+    never = lambda rgb: np.eye(len(SHARED_GROUPS) + 1, dtype=np.float32)[np.full(rgb.shape[:2], len(SHARED_GROUPS))]
+    assert msrc_parsing_scores(never, root)["pixel_accuracy"] == 0.0  # "other" is always a miss
+
+
+def test_msrc_parsing_scores_exception(tmp_path, tiny_scene):
+    from deepcolor.parser import msrc_parsing_scores
+
+    root = _fake_msrc(tmp_path / "a", tiny_scene)
+    (root / "labels" / "0_s.png").unlink()
+    with pytest.raises(ValueError, match="0_s.png: cannot read the MSRC-v2 labels of 0_s.jpg"):
+        msrc_parsing_scores(lambda rgb: None, root)
+    root = _fake_msrc(tmp_path / "b", tiny_scene, label_shape=(21, 30))
+    with pytest.raises(ValueError, match=r"labels \(21, 30\) do not match the photo \(20, 30\)"):
+        msrc_parsing_scores(lambda rgb: None, root)
