@@ -43,8 +43,8 @@ parser: install ## rebuild the bundled grey-image parser PARSER from TEACHER (~4
 features: install ## sample training pixels from REFS into FEATURES
 	$(BIN)/deepcolor features $(REFS) --out $(FEATURES) --jobs $(JOBS)
 
-train-clusters: install ## train the model in MODEL from FEATURES (one network for now)
-	$(BIN)/deepcolor train $(FEATURES) --out $(MODEL) --seed $(SEED) --overwrite
+train-clusters: install ## train the adaptive ensemble (per-cluster networks) in MODEL from FEATURES
+	$(BIN)/deepcolor train $(FEATURES) --out $(MODEL) --seed $(SEED) --jobs $(JOBS) --overwrite
 
 colorize: install ## colorize IN (file or folder) into OUT with MODEL
 	$(BIN)/deepcolor colorize $(IN) $(OUT) --model $(MODEL) --jobs $(JOBS)

@@ -3,14 +3,21 @@
 Prints one JSON document (and writes it to --out). Sections:
 
 - ``daisy``: dense DAISY (32 values) at 256x171, scikit-image against OpenCV.
-- ``pipeline``: wall time of feature extraction plus training on the
-  references (BSDS500 train+val by default).
+- ``pipeline``: wall time of feature extraction, of training the single
+  network and of the adaptive ensemble (warm-started from it, so its time
+  includes the single network's) on the references (BSDS500 train+val by
+  default).
 - ``quality``: PSNR (RGB, uint8, native size) on the test images (BSDS500
-  test) for: grey (zero chroma), the references' mean chroma, the model
-  without refinement, the model. Grey inputs are the 8-bit BT.601 luma of
-  each truth image.
-- ``semantic``: the same quality with and without the semantic feature
-  (same references and settings otherwise).
+  test) for: grey (zero chroma), the references' mean chroma, the default
+  model (the ensemble) without refinement, the default model. Grey inputs
+  are the 8-bit BT.601 luma of each truth image.
+- ``ensemble_bsds500``, ``ensemble_intel``: the ablation of issue 4 on the
+  BSDS500 test set and on the Intel scenes test set (references: a seeded
+  subset of Intel train): one network; the ensemble with clusters chosen by
+  global descriptor only; the ensemble with the semantic-histogram selector;
+  the oracle (best network per image).
+- ``semantic``: the single network's quality with and without the
+  semantic feature (same references and settings otherwise).
 - ``parsing``: 17-group pixel accuracy and mean IoU on the MSRC-v2
   evaluation split of the ADE20K teacher on grey and colour input and of the
   student on grey input; the student's time per test image.
@@ -37,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from deepcolor.color import combine_luma_chroma, rgb_to_gray_u8, to_uint8
-from deepcolor.config import FeatureConfig, RefineConfig, TrainConfig
+from deepcolor.config import ClusterConfig, FeatureConfig, RefineConfig, TrainConfig
 from deepcolor.evaluate import psnr
 from deepcolor.io import find_images, read_rgb_u8
 
@@ -102,6 +109,50 @@ def score_model(model, items):
     return scores, times
 
 
+def ensemble_table(model, items):
+    """What every network of an ensemble does on every test image, for the selectors' ablation.
+
+    Per image: the global descriptors and semantic histogram, and the PSNR of
+    the colorization by each network (features computed once, each network's
+    U, V refined and composed exactly as `colorize_luma` does).
+
+    Returns
+    -------
+    dict of ``psnr`` (n_images, n_networks), ``gist``, ``semantic``, ``histogram`` (n_images, .)
+    """
+    from deepcolor.clustering import image_descriptors
+    from deepcolor.colorize import compose, refine_chroma, working_luma
+    from deepcolor.features import compute_features, load_parser
+
+    fcfg = model.feature_config
+    parser = load_parser(fcfg.semantic_parser, fcfg.histogram_groups)
+    rows = {"psnr": [], "gist": [], "semantic": [], "histogram": []}
+    for _, y, truth in items:
+        y_work = working_luma(model, y)
+        for key, value in image_descriptors(y_work, parser).items():
+            rows[key].append(value)
+        feats = compute_features(y_work, fcfg.features, fcfg.params())
+        feats = feats.reshape(-1, feats.shape[-1])
+        scores = []
+        for i in range(len(model.networks)):
+            uv = model.predict_uv(feats, i).reshape(y_work.shape + (2,))
+            scores.append(psnr(truth, compose(y, refine_chroma(model, uv, y_work))))
+        rows["psnr"].append(scores)
+    return {k: np.asarray(v) for k, v in rows.items()}
+
+
+def selector_scores(model, table, n_candidates, search=None, distance=None):
+    """PSNR per test image of the cluster `select_cluster` picks (from an `ensemble_table`), and the picks."""
+    from deepcolor.clustering import combine, select_cluster
+
+    ccfg = model.cluster_config
+    desc = combine(table["gist"], table["semantic"], ccfg.descriptor)
+    picks = np.array([select_cluster(d, h, model.centers, model.histograms, model.layers, n_candidates,
+                                     distance or ccfg.histogram_distance, search or ccfg.search_layers)[0]
+                      for d, h in zip(desc, table["histogram"])])
+    return table["psnr"][np.arange(len(picks)), picks], picks
+
+
 def time_files(model, items, work):
     """Seconds per file of `colorize_file` (read, colorize, write PNG), model already loaded.
 
@@ -137,23 +188,82 @@ def references_mean_chroma(features_dir):
     return uv.mean(axis=0)
 
 
-def train_pipeline(ref_dirs, work, fcfg, tcfg, rcfg, jobs):
-    """Features + training, timed; returns (model, features_dir, timings)."""
+def train_pipeline(ref_dirs, work, fcfg, tcfg, rcfg, ccfg, jobs):
+    """Features, the single network, and the ensemble warm-started from it, each timed.
+
+    Returns (single, ensemble or None, features_dir, timings). The ensemble's
+    training time includes the single network's, its first step.
+    """
     from deepcolor.extract import extract_folder
-    from deepcolor.train import train_model
+    from deepcolor.train import train_ensemble, train_model
 
     fdir = Path(work) / "features"
     t0 = time.perf_counter()
     manifest = extract_folder(ref_dirs, fdir, fcfg, jobs=jobs, quiet=True)
     t1 = time.perf_counter()
-    model = train_model(fdir, tcfg, rcfg, quiet=True)
+    single = train_model(fdir, tcfg, rcfg, quiet=True)
     t2 = time.perf_counter()
+    ensemble = None
+    if ccfg.n_clusters > 1:
+        ensemble = train_ensemble(fdir, tcfg, ccfg, rcfg, jobs=jobs, quiet=True, init=single.networks[0])
+    t3 = time.perf_counter()
+    model = ensemble or single
     model.save(Path(work) / "model")
-    return model, fdir, {
-        "features_s": round(t1 - t0, 2), "train_s": round(t2 - t1, 2), "total_s": round(t2 - t0, 2),
-        "references": manifest["counts"], "epochs_run": model.info["history"]["epochs_run"],
-        "best_val_mse": round(model.info["history"]["best_val_mse"], 6),
+    timings = {
+        "features_s": round(t1 - t0, 2), "single_network_train_s": round(t2 - t1, 2),
+        "train_s": round(t3 - t1, 2), "total_s": round(t3 - t0, 2),
+        "references": manifest["counts"], "epochs_run": single.info["history"]["epochs_run"],
+        "best_val_mse": round(single.info["history"]["best_val_mse"], 6),
     }
+    if ensemble is not None:
+        info = ensemble.info
+        timings["ensemble"] = {"networks": len(ensemble.networks), "layers": info["n_layers"],
+                               "layer_sizes": info["layer_sizes"], "removed_per_layer": info["removed_per_layer"],
+                               "reference_psnr_by_layer": info["layer_mean_psnr"],
+                               "cluster_sizes": [c["n_members"] for c in ensemble.clusters],
+                               "cluster_layers": [c["layer"] for c in ensemble.clusters],
+                               "jobs": info["jobs"]}
+    return single, ensemble, fdir, timings
+
+
+def bench_ensemble(single, ensemble, items):
+    """The ablation of issue 4 on one test set: one network, clusters by global descriptor only, the selector.
+
+    Also the oracle (the best network per image, an upper bound on any
+    selector) and how often the selector departs from the global choice.
+    """
+    one, _ = score_model(single, items)
+    table = ensemble_table(ensemble, items)
+    global_only, g_picks = selector_scores(ensemble, table, n_candidates=1)
+    selected, s_picks = selector_scores(ensemble, table, ensemble.cluster_config.n_candidates)
+    return {
+        "n_test_images": len(items),
+        "one_network": summary(one),
+        "clusters_global_descriptor_only": summary(global_only),
+        "clusters_semantic_histogram_selector": summary(selected),
+        "oracle_best_network_per_image": summary(table["psnr"].max(axis=1)),
+        "selector_minus_one_network_db": round(float(np.mean(selected) - np.mean(one)), 3),
+        "global_only_minus_one_network_db": round(float(np.mean(global_only) - np.mean(one)), 3),
+        "selector_changed_choice_share": round(float(np.mean(g_picks != s_picks)), 3),
+        "picks_per_cluster": np.bincount(s_picks, minlength=len(ensemble.networks)).tolist(),
+    }
+
+
+def bench_intel(data, work, fcfg, tcfg, rcfg, ccfg, jobs, n_refs):
+    """Issue 4's ablation on the Intel scenes: references a seeded subset of train, all of test."""
+    from deepcolor.parser import select_photos
+
+    train_dir, test_dir = data / "intel_scenes" / "train", data / "intel_scenes" / "test"
+    if not train_dir.is_dir() or not test_dir.is_dir():
+        return f"skipped: {train_dir} or {test_dir} not found"
+    refs = select_photos([train_dir], max_per_folder=n_refs, seed=0)
+    single, ensemble, _, timings = train_pipeline(refs, work, fcfg, tcfg, rcfg, ccfg, jobs)
+    items = load_test_set(find_images(test_dir))
+    out = {"references": f"{len(refs)} of {train_dir} (deepcolor.parser.select_photos, seed 0)",
+           "test": str(test_dir), "pipeline": timings}
+    if ensemble is not None:
+        out.update(bench_ensemble(single, ensemble, items))
+    return out
 
 
 def bench_parsing(msrc_root, teacher_path, parser_spec, test_items, threads=2):
@@ -256,6 +366,10 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     parser.add_argument("--work", type=Path, help="keep features and model here (default: a temporary folder)")
     parser.add_argument("--config", help="TOML settings file")
+    parser.add_argument("--intel-refs", type=int, default=3000,
+                        help="seeded random subset of the Intel scenes train set used as references (default 3000)")
+    parser.add_argument("--sections", nargs="+", default=["intel", "parsing"], choices=("intel", "parsing"),
+                        help="optional sections to run (default: both)")
     args = parser.parse_args(argv)
 
     data = args.data or default_data_dir()
@@ -268,15 +382,16 @@ def main(argv=None):
         from deepcolor.config import load_toml
 
         cfgs = load_toml(args.config)
-        fcfg, tcfg, rcfg = cfgs["features"], cfgs["train"], cfgs["refine"]
+        fcfg, tcfg, rcfg, ccfg = cfgs["features"], cfgs["train"], cfgs["refine"], cfgs["clusters"]
     else:
-        fcfg, tcfg, rcfg = FeatureConfig(), TrainConfig(), RefineConfig()
+        fcfg, tcfg, rcfg, ccfg = FeatureConfig(), TrainConfig(), RefineConfig(), ClusterConfig()
 
     import torch
 
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "torch_threads": torch.get_num_threads(), "platform": platform.platform()},
               "settings": {"features": fcfg.to_dict(), "train": tcfg.to_dict(), "refine": rcfg.to_dict(),
+                           "clusters": ccfg.to_dict(),
                            "refs": [str(r) for r in refs], "test": str(test_dir)}}
     test_paths = find_images(test_dir)[: args.limit]
     items = load_test_set(test_paths)
@@ -287,7 +402,8 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        model, fdir, timings = train_pipeline(refs, work, fcfg, tcfg, rcfg, args.jobs)
+        single, ensemble, fdir, timings = train_pipeline(refs, work, fcfg, tcfg, rcfg, ccfg, args.jobs)
+        model = ensemble or single  # the default model: what `deepcolor train` builds with these settings
         report["pipeline"] = timings
 
         mean_uv = references_mean_chroma(fdir)
@@ -296,7 +412,8 @@ def main(argv=None):
         from dataclasses import replace
 
         raw_model = type(model)(model.networks, model.feature_config, model.train_config,
-                                replace(model.refine_config, enabled=False))
+                                replace(model.refine_config, enabled=False), clusters=model.clusters,
+                                cluster_config=model.cluster_config)
         raw, _ = score_model(raw_model, items)
         full, times = score_model(model, items)
         report["quality"] = {
@@ -306,13 +423,19 @@ def main(argv=None):
             "model_without_refinement": summary(raw), "model": summary(full),
             "model_minus_mean_chroma_db": round(float(np.mean(full) - np.mean(mean)), 3),
         }
-        # The semantic feature's worth: the same references and settings with and without it.
+        if ensemble is not None:
+            report["ensemble_bsds500"] = bench_ensemble(single, ensemble, items)
+        if "intel" in args.sections:
+            report["ensemble_intel"] = bench_intel(data, Path(work) / "intel", fcfg, tcfg, rcfg, ccfg,
+                                                   args.jobs, args.intel_refs)
+        # The semantic feature's worth: the same references and settings with and without it (one network).
         names = fcfg.features
         alt_names = tuple(n for n in names if n != "semantic") if "semantic" in names else names + ("semantic",)
-        alt_model, _, alt_timings = train_pipeline(refs, Path(work) / "alt", fcfg.replace(features=alt_names),
-                                                   tcfg, rcfg, args.jobs)
+        alt_model, _, _, alt_timings = train_pipeline(refs, Path(work) / "alt", fcfg.replace(features=alt_names),
+                                                      tcfg, rcfg, ClusterConfig(n_clusters=1), args.jobs)
         alt, _ = score_model(alt_model, items)
-        with_sem, without_sem = (full, alt) if "semantic" in names else (alt, full)
+        base, _ = score_model(single, items)
+        with_sem, without_sem = (base, alt) if "semantic" in names else (alt, base)
         report["semantic"] = {
             "features_with": list(names if "semantic" in names else alt_names),
             "features_without": list(alt_names if "semantic" in names else names),
@@ -321,7 +444,9 @@ def main(argv=None):
             "other_pipeline": alt_timings,
         }
         msrc = data / "msrc_v2"
-        if msrc.is_dir():
+        if "parsing" not in args.sections:
+            report["parsing"] = "skipped: not in --sections"
+        elif msrc.is_dir():
             from deepcolor.features.semantic import ADE20K_MODEL_NAME
 
             report["parsing"] = bench_parsing(msrc, data / "models" / ADE20K_MODEL_NAME,

@@ -29,13 +29,11 @@ def _setup_logging(verbose, quiet):
 
 
 def _configs(args):
-    from deepcolor.config import FeatureConfig, RefineConfig, TrainConfig, load_toml
+    from deepcolor.config import CONFIG_SECTIONS, load_toml
 
     if getattr(args, "config", None):
-        cfgs = load_toml(args.config)
-    else:
-        cfgs = {"features": FeatureConfig(), "train": TrainConfig(), "refine": RefineConfig()}
-    return cfgs
+        return load_toml(args.config)
+    return {name: cls() for name, cls in CONFIG_SECTIONS.items()}
 
 
 def cmd_features(args):
@@ -55,18 +53,26 @@ def cmd_features(args):
 
 
 def cmd_train(args):
-    from deepcolor.train import train_model
+    from deepcolor.train import train
 
     out = Path(args.out)
     if (out / "manifest.json").exists() and not args.overwrite:
         raise CommandError(f"{out}: a model exists here; use --overwrite to replace it")
     cfgs = _configs(args)
     tcfg = cfgs["train"].replace(seed=args.seed, hidden=args.hidden, max_epochs=args.epochs)
-    model = train_model(args.features_dir, tcfg, cfgs["refine"], quiet=args.quiet)
+    ccfg = cfgs["clusters"].replace(n_clusters=args.clusters, mu=args.mu, epsilon=args.epsilon,
+                                    max_layers=args.max_layers, descriptor=args.descriptor, seed=args.seed)
+    model = train(args.features_dir, tcfg, ccfg, cfgs["refine"], jobs=args.jobs, quiet=args.quiet)
     model.save(out)
-    h = model.info["history"]
-    print(f"train: best held-out MSE {h['best_val_mse']:.6f} at epoch {h['best_epoch'] + 1} "
-          f"of {h['epochs_run']} ({model.info['train_seconds']:.1f} s) -> {out}", file=sys.stderr)
+    info = model.info
+    if model.is_ensemble:
+        print(f"train: {len(model.networks)} networks in {info['n_layers']} layer(s) of "
+              f"{info['layer_sizes']} images, reference PSNR by layer {info['layer_mean_psnr']} dB "
+              f"({info['train_seconds']:.1f} s) -> {out}", file=sys.stderr)
+    else:
+        h = info["history"]
+        print(f"train: best held-out MSE {h['best_val_mse']:.6f} at epoch {h['best_epoch'] + 1} "
+              f"of {h['epochs_run']} ({info['train_seconds']:.1f} s) -> {out}", file=sys.stderr)
     return 0
 
 
@@ -86,16 +92,43 @@ def cmd_colorize(args):
         log.warning("%s: no image files found", args.input)
     start = time.perf_counter()
     counts = {"done": 0, "skipped": 0, "failed": len(problems)}
+    record_path = colorize_log_path(args.input, args.output)
     for outcome in colorize_batch(model, model_dir, pairs, args.jobs, args.overwrite, args.quiet):
         counts[outcome.status] += 1
         if outcome.status == "failed":
             log.error("%s", outcome.message)
         elif outcome.status == "skipped":
             log.info("%s", outcome.message)
+        elif outcome.cluster is not None:
+            log.debug("%s: cluster %d (layer %d) of candidates %s", outcome.source, outcome.cluster["cluster"],
+                      outcome.cluster["layer"], outcome.cluster["candidates"])
+        if outcome.status != "skipped":
+            append_record(record_path, outcome)
     print(f"colorize: {counts['done']} colorized, {counts['skipped']} skipped (existing), "
           f"{counts['failed']} failed in {time.perf_counter() - start:.1f} s -> {args.output}",
           file=sys.stderr)
     return 1 if counts["failed"] else 0
+
+
+COLORIZE_LOG = "deepcolor-colorize.jsonl"
+
+
+def colorize_log_path(src, dst):
+    """Where `colorize` records each file: OUT/deepcolor-colorize.jsonl (beside a single output file)."""
+    dst = Path(dst)
+    from deepcolor.io import IMAGE_EXTENSIONS
+
+    folder = dst.parent if Path(src).is_file() and dst.suffix.lower() in IMAGE_EXTENSIONS else dst
+    return folder / COLORIZE_LOG
+
+
+def append_record(path, outcome):
+    """Append one JSON line (input, output, status, message, seconds, cluster) to the colorize record."""
+    from dataclasses import asdict
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **asdict(outcome)}) + "\n")
 
 
 def cmd_evaluate(args):
@@ -179,6 +212,15 @@ def build_parser():
     p.add_argument("--seed", type=int)
     p.add_argument("--hidden", type=int, help="hidden layer width (default 64)")
     p.add_argument("--epochs", type=int, help="maximum epochs (default 60)")
+    p.add_argument("--clusters", type=int, metavar="N0",
+                   help="clusters of the top layer of the adaptive ensemble (default 4); 1: one network")
+    p.add_argument("--mu", type=int, help="minimum reference images per network (default 40)")
+    p.add_argument("--epsilon", type=float, metavar="DB",
+                   help="error threshold on E = -PSNR: references at PSNR >= -DB leave later layers (default -26)")
+    p.add_argument("--max-layers", type=int, help="at most this many layers (default 2)")
+    p.add_argument("--descriptor", choices=("gist", "semantic", "gist+semantic"),
+                   help="global descriptor of the clustering (default gist)")
+    p.add_argument("--jobs", type=int, default=1, help="clusters trained in parallel (-1: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model in MODEL_DIR")
     p.set_defaults(func=cmd_train)
 

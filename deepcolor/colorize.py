@@ -1,7 +1,8 @@
 """`deepcolor colorize`: grey photos in, colour photos out (Cheng et al. 2015, Fig. 2).
 
 Per image: luminance Y at full resolution -> Y at the working size ->
-per-pixel features -> network -> U, V -> joint bilateral refinement guided by Y
+(an ensemble: the cluster chosen by global descriptor and semantic histogram)
+-> per-pixel features -> that cluster's network -> U, V -> joint bilateral refinement guided by Y
 -> U, V upsampled (bilinear) to full resolution -> the original Y with the
 predicted U, V, kept in gamut at constant luminance.
 """
@@ -28,29 +29,27 @@ STRIP_ROWS = 512  # full-resolution rows combined at a time, bounding peak memor
 
 
 def predict_chroma(model, y_work):
-    """Refined U, V (h, w, 2) float32 for the working-size luminance (h, w)."""
+    """Refined U, V (h, w, 2) float32 for the working-size luminance (h, w), and the cluster record.
+
+    The record is None for a single network, else `Model.choose_network`'s.
+    """
+    network, record = model.choose_network(y_work)
     fcfg = model.feature_config
     feats = compute_features(y_work, fcfg.features, fcfg.params())  # (h, w, D)
-    uv = model.predict_uv(feats.reshape(-1, feats.shape[-1])).reshape(y_work.shape + (2,))
+    uv = model.predict_uv(feats.reshape(-1, feats.shape[-1]), network).reshape(y_work.shape + (2,))
+    return refine_chroma(model, uv, y_work), record
+
+
+def refine_chroma(model, uv, y_work):
+    """The model's joint bilateral refinement of U, V (h, w, 2) guided by Y (h, w), if enabled."""
     rcfg = model.refine_config
     if rcfg.enabled:
         uv = joint_bilateral_refine(uv, y_work, rcfg.diameter, rcfg.sigma_color, rcfg.sigma_space)
     return uv
 
 
-def colorize_luma(model, y):
-    """Colorize a full-resolution luminance image.
-
-    Parameters
-    ----------
-    model : deepcolor.ensemble.Model
-    y : ndarray of shape (H, W), float32 in [0, 1]
-
-    Returns
-    -------
-    rgb : ndarray of shape (H, W, 3), uint8
-        Its BT.601 luminance is `y` up to rounding to 8 bits.
-    """
+def working_luma(model, y):
+    """The working-size luminance of a full-resolution one; ValueError if it is too small for the features."""
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 2:
         raise ValueError(f"y must be a 2-D (H, W) luminance image, got shape {y.shape}")
@@ -60,9 +59,12 @@ def colorize_luma(model, y):
     if min(work) < min_side:
         raise ValueError(f"image of shape {y.shape} is too small: at the working size {work} "
                          f"both sides must be at least {min_side} px")
-    y_work = np.clip(resize_to(y, work), 0, 1)
-    uv = predict_chroma(model, y_work)
-    uv = resize_to(uv, y.shape, interpolation=cv2.INTER_LINEAR)  # (H, W, 2)
+    return np.clip(resize_to(y, work), 0, 1)
+
+
+def compose(y, uv_work):
+    """RGB uint8 (H, W, 3): full-resolution Y (H, W) with the working-size U, V upsampled (bilinear)."""
+    uv = resize_to(uv_work, y.shape, interpolation=cv2.INTER_LINEAR)  # (H, W, 2)
     out = np.empty(y.shape + (3,), np.uint8)
 
     def strip(r):
@@ -80,6 +82,29 @@ def colorize_luma(model, y):
     return out
 
 
+def colorize_luma(model, y):
+    """Colorize a full-resolution luminance image.
+
+    Parameters
+    ----------
+    model : deepcolor.ensemble.Model
+    y : ndarray of shape (H, W), float32 in [0, 1]
+
+    Returns
+    -------
+    rgb : ndarray of shape (H, W, 3), uint8
+        Its BT.601 luminance is `y` up to rounding to 8 bits.
+    """
+    return colorize_luma_record(model, y)[0]
+
+
+def colorize_luma_record(model, y):
+    """`colorize_luma`, and the ensemble's cluster record (None for a single network)."""
+    y = np.asarray(y, dtype=np.float32)
+    uv, record = predict_chroma(model, working_luma(model, y))
+    return compose(y, uv), record
+
+
 @dataclass
 class Outcome:
     source: str
@@ -87,6 +112,7 @@ class Outcome:
     status: str  # "done", "skipped", "failed"
     message: str = ""
     seconds: float = 0.0
+    cluster: dict = None  # the ensemble's choice: cluster, layer, candidates
 
 
 def colorize_file(model, src, dst, overwrite=False):
@@ -98,13 +124,13 @@ def colorize_file(model, src, dst, overwrite=False):
         image = read_image(src)
         if is_colour(image):
             log.warning("%s: colour input, reduced to its luminance", src)
-        rgb = colorize_luma(model, luminance(image))
+        rgb, record = colorize_luma_record(model, luminance(image))
         write_image(dst, rgb)
     except ImageError as exc:
         return Outcome(str(src), str(dst), "failed", str(exc))
     except (ValueError, OSError) as exc:
         return Outcome(str(src), str(dst), "failed", f"{src}: {exc}")
-    return Outcome(str(src), str(dst), "done", seconds=time.perf_counter() - start)
+    return Outcome(str(src), str(dst), "done", seconds=round(time.perf_counter() - start, 4), cluster=record)
 
 
 def plan_outputs(src, dst, suffix=".png"):

@@ -1,16 +1,21 @@
-"""The model directory: the networks, their settings, and checksums.
+"""The model directory: the networks, their clusters, their settings, and checksums.
 
 Layout::
 
     MODEL_DIR/
-      manifest.json        format, versions, configs, networks, sha256 of every file
+      manifest.json        format, versions, configs, networks, clusters, sha256 of every file
       net-000.safetensors  weights of network 0 (no normalisation)
       net-000.npz          its input normalisation: mean, std (allow_pickle=False)
+      net-001...           one network per cluster of the ensemble
+
+A single-network model has no clusters. An ensemble (Cheng et al. 2016,
+Algorithm 3) lists, for network i, its cluster: layer, member count, centre
+(global descriptor) and semantic histogram; the cluster table's own sha256
+is in the manifest too.
 
 No pickles: weights load with safetensors, arrays with ``allow_pickle=False``.
-Loading verifies every file against the manifest's sha256 and rejects a
-mismatch. This issue trains one network; the per-cluster ensemble
-(Cheng et al. 2016, Algorithm 3) adds entries to ``networks``.
+Loading verifies every file (and the cluster table) against the manifest's
+sha256 and rejects a mismatch.
 """
 
 import hashlib
@@ -25,12 +30,12 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from deepcolor import __version__
-from deepcolor.config import FeatureConfig, RefineConfig, TrainConfig
+from deepcolor.config import ClusterConfig, FeatureConfig, RefineConfig, TrainConfig
 from deepcolor.io import atomic_write_bytes, atomic_write_text
 from deepcolor.networks import ChromaNet, predict
 
 FORMAT = "deepcolor-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: clusters of the ensemble
 MANIFEST = "manifest.json"
 
 
@@ -50,6 +55,18 @@ def versions():
 
 def _sha(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def cluster_table(clusters, nets):
+    """The manifest's cluster entries: plain JSON, floats rounded to float32 precision."""
+    return [{"network": nets[i]["weights"], "layer": int(c["layer"]), "n_members": int(c["n_members"]),
+             "centre": [float(np.float32(v)) for v in np.ravel(c["centre"])],
+             "histogram": [float(np.float32(v)) for v in np.ravel(c["histogram"])]}
+            for i, c in enumerate(clusters)]
+
+
+def _table_sha(table):
+    return _sha(json.dumps(table, sort_keys=True).encode())
 
 
 def read_verified(model_dir, fmt, version, what):
@@ -119,9 +136,15 @@ class Model:
     refine_config : RefineConfig
     info : dict, optional
         Training record (history, data, timings), stored in the manifest.
+    clusters : list of dict, optional
+        For an ensemble, network i's cluster: ``layer``, ``n_members``,
+        ``centre`` (D,) and ``histogram`` (K,).
+    cluster_config : ClusterConfig, optional
+        How the ensemble was built and how it chooses a cluster.
     """
 
-    def __init__(self, networks, feature_config, train_config, refine_config=None, info=None):
+    def __init__(self, networks, feature_config, train_config, refine_config=None, info=None,
+                 clusters=None, cluster_config=None):
         if not networks:
             raise ValueError("a model needs at least one network")
         self.networks = list(networks)
@@ -129,10 +152,52 @@ class Model:
         self.train_config = train_config
         self.refine_config = refine_config or RefineConfig()
         self.info = info or {}
+        self.clusters = list(clusters or [])
+        if self.clusters and len(self.clusters) != len(self.networks):
+            raise ValueError(f"{len(self.clusters)} clusters for {len(self.networks)} networks")
+        if self.clusters and cluster_config is None:
+            raise ValueError("an ensemble needs its cluster_config")
+        self.cluster_config = cluster_config
+        if self.clusters:  # at float32 precision, as saved: a loaded model chooses as the trained one
+            self.centers = np.stack([np.asarray(c["centre"], np.float32) for c in self.clusters]).astype(np.float64)
+            self.histograms = np.stack([np.asarray(c["histogram"], np.float32)
+                                        for c in self.clusters]).astype(np.float64)
+            self.layers = np.array([c["layer"] for c in self.clusters])
+
+    @property
+    def is_ensemble(self):
+        return bool(self.clusters)
 
     def predict_uv(self, features, network=0):
         """Chrominance (N, 2) float32 for features (N, D) float32."""
         return predict(self.networks[network], features)
+
+    def choose_network(self, gray, n_candidates=None):
+        """The network for a working-size luminance image (H, W), and how it was chosen.
+
+        A single network is always network 0. An ensemble computes the image's
+        global descriptor and semantic histogram and applies
+        `deepcolor.clustering.select_cluster` with the model's settings
+        (`n_candidates` overrides them; 1 = global descriptor only).
+
+        Returns
+        -------
+        network : int
+        record : dict or None
+            ``cluster``, ``layer`` and the ``candidates`` considered.
+        """
+        if not self.clusters:
+            return 0, None
+        from deepcolor.clustering import combine, image_descriptors, select_cluster
+        from deepcolor.features import load_parser
+
+        fcfg, ccfg = self.feature_config, self.cluster_config
+        d = image_descriptors(gray, load_parser(fcfg.semantic_parser, fcfg.histogram_groups))
+        chosen, candidates = select_cluster(
+            combine(d["gist"], d["semantic"], ccfg.descriptor), d["histogram"], self.centers, self.histograms,
+            self.layers, n_candidates or ccfg.n_candidates, ccfg.histogram_distance, ccfg.search_layers)
+        return chosen, {"cluster": chosen, "layer": int(self.layers[chosen]),
+                        "candidates": [int(c) for c in candidates]}
 
     def save(self, model_dir):
         """Write the model directory; each file atomically, the manifest last."""
@@ -161,6 +226,10 @@ class Model:
             "files": files,
             "info": self.info,
         }
+        if self.clusters:
+            table = cluster_table(self.clusters, nets)
+            manifest.update(cluster_config=self.cluster_config.to_dict(), clusters=table,
+                            clusters_sha256=_table_sha(table))
         atomic_write_text(model_dir / MANIFEST, json.dumps(manifest, indent=1, default=float))
 
     @classmethod
@@ -185,9 +254,24 @@ class Model:
                 networks.append(net)
         except (KeyError, ValueError, RuntimeError) as exc:
             raise ModelError(f"{mpath}: inconsistent model ({type(exc).__name__}: {exc})") from None
-        if networks[0].in_dim != fcfg.dim:
+        if any(net.in_dim != fcfg.dim for net in networks):
             raise ModelError(f"{mpath}: network input length {networks[0].in_dim} does not match "
                              f"the feature length {fcfg.dim} of its feature settings")
-        model = cls(networks, fcfg, tcfg, rcfg, manifest.get("info"))
+        clusters, ccfg = None, None
+        if "clusters" in manifest:
+            table = manifest["clusters"]
+            if manifest.get("clusters_sha256") != _table_sha(table):
+                raise ModelError(f"{mpath}: the cluster table does not match its checksum; the model is corrupt")
+            try:
+                ccfg = ClusterConfig.from_dict(manifest["cluster_config"])
+                clusters = [{"layer": int(c["layer"]), "n_members": int(c["n_members"]),
+                             "centre": np.asarray(c["centre"], np.float64),
+                             "histogram": np.asarray(c["histogram"], np.float64)} for c in table]
+                if len(clusters) != len(networks) or len({c["centre"].shape for c in clusters}) != 1 \
+                        or len({c["histogram"].shape for c in clusters}) != 1:
+                    raise ValueError("one cluster per network, centres and histograms of one length")
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ModelError(f"{mpath}: inconsistent cluster table ({type(exc).__name__}: {exc})") from None
+        model = cls(networks, fcfg, tcfg, rcfg, manifest.get("info"), clusters, ccfg)
         model.manifest = manifest
         return model

@@ -3,7 +3,9 @@
 Each reference is brought to the working size, converted to BT.601 YUV, and
 `pixels_per_image` pixels are sampled with a seed derived from the image's
 content; their features (from Y) and true chrominance (U, V) are written as
-one shard per image. A manifest lists every reference with its status, so a
+one shard per image, with the image's global descriptors and semantic
+histogram (from Y; `deepcolor.clustering.image_descriptors`) for the
+clustering. A manifest lists every reference with its status, so a
 rerun skips images whose content and feature settings are unchanged.
 """
 
@@ -12,6 +14,7 @@ import io
 import json
 import logging
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,8 @@ from deepcolor import __version__
 from deepcolor.color import rgb_to_yuv
 from deepcolor.config import FeatureConfig
 from deepcolor.core import resize_to, working_shape
-from deepcolor.features import compute_features
+from deepcolor.clustering import image_descriptors
+from deepcolor.features import compute_features, load_parser
 from deepcolor.io import ImageError, atomic_write_bytes, atomic_write_text, find_images, read_image, to_float
 from deepcolor.progress import progress_bar
 
@@ -29,7 +33,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 FORMAT = "deepcolor-features"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: shards hold the global descriptors
 
 
 def file_sha256(path, chunk=1 << 20):
@@ -83,8 +87,10 @@ def _process(path, sha, out_dir, cfg):
             return entry
         seed = [cfg.seed, int(sha[:15], 16)]  # per image, independent of order and workers
         x, uv = extract_samples(yuv, cfg, np.random.default_rng(seed))
+        desc = image_descriptors(np.clip(yuv[..., 0], 0.0, 1.0),
+                                 load_parser(cfg.semantic_parser, cfg.histogram_groups))
         buf = io.BytesIO()
-        np.savez(buf, x=x, uv=uv)
+        np.savez(buf, x=x, uv=uv, **desc)
         name = _shard_name(sha, cfg)
         atomic_write_bytes(Path(out_dir) / "shards" / name, buf.getvalue())
         entry.update(status="ok", shard=f"shards/{name}", n_pixels=int(len(x)),
@@ -194,20 +200,24 @@ def extract_folder(ref_dirs, out_dir, cfg=None, jobs=1, quiet=False):
     return manifest
 
 
-def load_shards(features_dir, manifest=None):
-    """Load every ok shard: list of (source, x (n, D), uv (n, 2)) in manifest order."""
+def read_shard(path, keys=("x", "uv")):
+    """The arrays `keys` of one shard, as a tuple; ValueError naming the file if it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return tuple(data[k] for k in keys)
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: unreadable feature shard ({exc}); rerun 'deepcolor features'") from None
+
+
+def ok_entries(manifest):
+    """The manifest entries of the references that have a shard, in manifest order."""
+    return [e for e in manifest["images"] if e["status"] == "ok"]
+
+
+def load_shards(features_dir, manifest=None, keys=("x", "uv")):
+    """Load every ok shard: list of (source, *arrays) in manifest order, arrays as named by `keys`."""
     features_dir = Path(features_dir)
     manifest = manifest or load_manifest(features_dir)
-    out = []
-    for e in manifest["images"]:
-        if e["status"] != "ok":
-            continue
-        path = features_dir / e["shard"]
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                out.append((e["source"], data["x"], data["uv"]))
-        except (OSError, KeyError, ValueError) as exc:
-            raise ValueError(f"{path}: unreadable feature shard ({exc}); rerun 'deepcolor features'") from None
-    return out
+    return [(e["source"], *read_shard(features_dir / e["shard"], keys)) for e in ok_entries(manifest)]
 
 

@@ -1,15 +1,17 @@
-"""`deepcolor train`: fit the chrominance network on the samples of `deepcolor features`."""
+"""`deepcolor train`: fit the chrominance networks (one, or the adaptive ensemble) on `deepcolor features`."""
 
 import logging
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from deepcolor.config import FeatureConfig, RefineConfig, TrainConfig
+from deepcolor.config import ClusterConfig, FeatureConfig, RefineConfig, TrainConfig
 from deepcolor.ensemble import Model
-from deepcolor.extract import load_manifest, load_shards
-from deepcolor.networks import train_network
+from deepcolor.extract import load_manifest, load_shards, ok_entries, read_shard
+from deepcolor.networks import predict, train_network
 from deepcolor.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,45 @@ def image_weights(uvs, mode):
     return (w / w.mean()).astype(np.float32)
 
 
+def sampled_psnr(uv_pred, uv_true):
+    """PSNR (dB) in RGB of an image's sampled pixels from their chrominance error.
+
+    The colorization keeps Y, so its RGB error is the YUV->RGB matrix applied
+    to the (U, V) error; gamut clipping is ignored. This is how the adaptive
+    clustering scores each reference (the mean over the sampled pixels is an
+    unbiased estimate of the whole image's MSE before refinement).
+    """
+    from deepcolor.color import _YUV2RGB
+
+    err = (np.asarray(uv_pred, np.float64) - np.asarray(uv_true, np.float64)) @ _YUV2RGB[:, 1:].T  # (n, 3)
+    mse = max(float(np.mean(err * err)), 1e-12)
+    return 10.0 * np.log10(1.0 / mse)
+
+
+def fit_on_shards(shards, train_cfg, block=None, init=None, progress=None):
+    """Train one network on the references `shards` (list of (x, uv)), holding out whole images.
+
+    Returns
+    -------
+    net : ChromaNet
+    history : dict
+    split : (ndarray, ndarray)
+        Indices of the training and the held-out shards.
+    """
+    tr, va = split_images(len(shards), train_cfg.val_fraction, train_cfg.seed)
+    x_tr = np.concatenate([shards[i][0] for i in tr])
+    y_tr = np.concatenate([shards[i][1] for i in tr])
+    x_va = np.concatenate([shards[i][0] for i in va])
+    y_va = np.concatenate([shards[i][1] for i in va])
+    log.info("training on %d pixels of %d images, held out %d pixels of %d images",
+             len(x_tr), len(tr), len(x_va), len(va))
+    mode = train_cfg.image_weighting
+    net, history = train_network(x_tr, y_tr, x_va, y_va, train_cfg, progress=progress, block=block,
+                                 w_train=image_weights([shards[i][1] for i in tr], mode),
+                                 w_val=image_weights([shards[i][1] for i in va], mode), init=init)
+    return net, history, (tr, va)
+
+
 def train_model(features_dir, train_cfg=None, refine_cfg=None, quiet=False):
     """Train a single-network model from a features directory.
 
@@ -81,14 +122,7 @@ def train_model(features_dir, train_cfg=None, refine_cfg=None, quiet=False):
     train_cfg = train_cfg or TrainConfig()
     manifest = load_manifest(features_dir)
     feature_cfg = FeatureConfig.from_dict(manifest["feature_config"])
-    shards = load_shards(features_dir, manifest)
-    tr, va = split_images(len(shards), train_cfg.val_fraction, train_cfg.seed)
-    x_tr = np.concatenate([shards[i][1] for i in tr])
-    y_tr = np.concatenate([shards[i][2] for i in tr])
-    x_va = np.concatenate([shards[i][1] for i in va])
-    y_va = np.concatenate([shards[i][2] for i in va])
-    log.info("training on %d pixels of %d images, held out %d pixels of %d images",
-             len(x_tr), len(tr), len(x_va), len(va))
+    sources, shards = _load_xy(features_dir, manifest)
     bar = progress_bar(total=train_cfg.max_epochs, desc="train", unit="epoch", quiet=quiet)
 
     def report(h):
@@ -96,18 +130,130 @@ def train_model(features_dir, train_cfg=None, refine_cfg=None, quiet=False):
         bar.set_postfix(train=f"{h['train_mse']:.5f}", held_out=f"{h['val_mse']:.5f}")
 
     start = time.perf_counter()
-    mode = train_cfg.image_weighting
-    net, history = train_network(x_tr, y_tr, x_va, y_va, train_cfg, progress=report,
-                                 block=feature_block(feature_cfg, "semantic"),
-                                 w_train=image_weights([shards[i][2] for i in tr], mode),
-                                 w_val=image_weights([shards[i][2] for i in va], mode))
+    net, history, (tr, va) = fit_on_shards(shards, train_cfg, feature_block(feature_cfg, "semantic"),
+                                           progress=report)
     bar.close()
     info = {
         "features_dir": str(features_dir),
         "n_train_images": int(len(tr)), "n_val_images": int(len(va)),
-        "n_train_pixels": int(len(x_tr)), "n_val_pixels": int(len(x_va)),
-        "val_images": [shards[i][0] for i in va],
+        "n_train_pixels": int(sum(len(shards[i][0]) for i in tr)),
+        "n_val_pixels": int(sum(len(shards[i][0]) for i in va)),
+        "val_images": [sources[i] for i in va],
         "history": history, "train_seconds": round(time.perf_counter() - start, 3),
         "torch_threads": torch.get_num_threads(),
     }
     return Model([net], feature_cfg, train_cfg, refine_cfg or RefineConfig(), info)
+
+
+def _load_xy(features_dir, manifest):
+    loaded = load_shards(features_dir, manifest)
+    return [s[0] for s in loaded], [(s[1], s[2]) for s in loaded]
+
+
+def _fit_cluster(features_dir, shard_paths, train_cfg, block, init, threads):
+    """One cluster's network (worker task): returns (net, history, PSNR of each member)."""
+    if threads:
+        torch.set_num_threads(threads)
+    shards = [read_shard(Path(features_dir) / p) for p in shard_paths]
+    net, history, _ = fit_on_shards(shards, train_cfg, block, init=init)
+    psnr = [sampled_psnr(predict(net, x), uv) for x, uv in shards]
+    return net, history, psnr
+
+
+def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=None, jobs=1, quiet=False,
+                   init=None):
+    """Train the adaptive ensemble (Cheng et al. 2016, Algorithm 3) from a features directory.
+
+    Layer by layer, the references are k-means clustered by their global
+    descriptor (`ClusterConfig.descriptor`) and one network is trained per
+    cluster, the clusters of a layer in parallel (`jobs` joblib workers, each
+    reading only its members' shards). With ``warm_start`` every cluster's
+    network starts from a network trained first on all references, with its
+    input normalisation, and keeps those weights if fine-tuning never lowers
+    its held-out error. `init` (a network already trained on all these
+    references with `train_cfg`, e.g. by `train_model`) skips that first step.
+
+    Returns
+    -------
+    model : deepcolor.ensemble.Model
+        One network per cluster of every layer, with the clusters' centres,
+        semantic histograms, layers and member counts.
+    """
+    from joblib import Parallel, delayed
+
+    from deepcolor.clustering import AdaptiveClustering, combine
+
+    train_cfg = train_cfg or TrainConfig()
+    cluster_cfg = cluster_cfg or ClusterConfig()
+    if cluster_cfg.n_clusters == 1:
+        raise ValueError("one cluster is the single network: use train_model")
+    features_dir = Path(features_dir)
+    manifest = load_manifest(features_dir)
+    feature_cfg = FeatureConfig.from_dict(manifest["feature_config"])
+    entries = ok_entries(manifest)
+    if len(entries) < 2:
+        raise ValueError(f"training needs at least 2 usable reference images, got {len(entries)}")
+    desc = [read_shard(features_dir / e["shard"], ("gist", "semantic", "histogram")) for e in entries]
+    X = combine(np.stack([d[0] for d in desc]), np.stack([d[1] for d in desc]), cluster_cfg.descriptor)
+    hists = np.stack([d[2] for d in desc]).astype(np.float64)
+    block = feature_block(feature_cfg, "semantic")
+    start = time.perf_counter()
+
+    init_history = None
+    if not cluster_cfg.warm_start:
+        init = None
+    elif init is None:
+        bar = progress_bar(total=train_cfg.max_epochs, desc="train (all references)", unit="epoch", quiet=quiet)
+        _, shards = _load_xy(features_dir, manifest)
+        init, init_history, _ = fit_on_shards(shards, train_cfg, block, progress=lambda h: bar.update(1))
+        del shards
+        bar.close()
+    warm_seconds = time.perf_counter() - start
+
+    n_jobs = max(1, min(jobs if jobs > 0 else (os.cpu_count() or 1), os.cpu_count() or 1))
+    threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
+    histories = []
+    cluster_train_cfg = train_cfg.replace(lr=cluster_cfg.finetune_lr) if init is not None else train_cfg
+
+    def fit_layer(layer, members):
+        bar = progress_bar(total=len(members), desc=f"train layer {layer}", unit="net", quiet=quiet)
+        order = np.argsort([-len(m) for m in members], kind="stable")  # largest first: better packing
+        tasks = (delayed(_fit_cluster)(features_dir, [entries[i]["shard"] for i in members[j]],
+                                       cluster_train_cfg,
+                                       block, init, threads) for j in order)
+        results = [None] * len(members)
+        for j, res in zip(order, Parallel(n_jobs=n_jobs, return_as="generator")(tasks)):
+            results[j] = res
+            bar.update(1)
+        bar.close()
+        log.info("layer %d: %d clusters of %s images", layer, len(members), [len(m) for m in members])
+        histories.extend(r[1] for r in results)
+        return [r[0] for r in results], [np.asarray(r[2]) for r in results]
+
+    est = AdaptiveClustering(cluster_cfg.n_clusters, cluster_cfg.mu, cluster_cfg.epsilon,
+                             cluster_cfg.max_layers, cluster_cfg.seed).fit(X, fit_layer)
+    clusters = [{"layer": int(layer), "n_members": int(len(m)), "centre": est.cluster_centers_[c],
+                 "histogram": hists[m].mean(axis=0)}
+                for c, (layer, m) in enumerate(zip(est.cluster_layers_, est.cluster_members_))]
+    info = {
+        "features_dir": str(features_dir), "n_images": len(entries),
+        "train_seconds": round(time.perf_counter() - start, 3),
+        "warm_start_seconds": round(warm_seconds, 3), "warm_start_history": init_history,
+        "jobs": n_jobs, "n_layers": int(est.n_layers_),
+        "layer_sizes": [int((row >= 0).sum()) for row in est.labels_],
+        "layer_mean_psnr": [round(float(np.nanmean(row)), 4) for row in est.psnr_],
+        "removed_per_layer": [int(np.sum((row >= 0) & (-np.nan_to_num(p, nan=-np.inf) <= cluster_cfg.epsilon)))
+                              for row, p in zip(est.labels_, est.psnr_)],
+        "members": [[entries[i]["source"] for i in m] for m in est.cluster_members_],
+        "histories": histories,
+    }
+    return Model(est.estimators_, feature_cfg, train_cfg, refine_cfg or RefineConfig(), info,
+                 clusters=clusters, cluster_config=cluster_cfg)
+
+
+def train(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=None, jobs=1, quiet=False):
+    """The ensemble, or the single network when ``cluster_cfg.n_clusters == 1``."""
+    cluster_cfg = cluster_cfg or ClusterConfig()
+    if cluster_cfg.n_clusters == 1:
+        return train_model(features_dir, train_cfg, refine_cfg, quiet=quiet)
+    return train_ensemble(features_dir, train_cfg, cluster_cfg, refine_cfg, jobs=jobs, quiet=quiet)

@@ -90,7 +90,7 @@ def tiny_refs():
 @pytest.fixture(scope="session")
 def tiny_configs():
     """Small settings: features at most 32 px wide, a network that learns in a fraction of a second."""
-    from deepcolor.config import FeatureConfig, RefineConfig, TrainConfig
+    from deepcolor.config import ClusterConfig, FeatureConfig, RefineConfig, TrainConfig
 
     return {
         # patch + DAISY; a test that adds "semantic" with `tiny_parser_dir` keeps its 3 classes
@@ -99,6 +99,8 @@ def tiny_configs():
         "train": TrainConfig(hidden=16, lr=1e-2, batch_size=128, max_epochs=20, patience=4,
                              val_fraction=0.3),
         "refine": RefineConfig(),
+        # two top-layer clusters of at least 2 of the 6 tiny references
+        "clusters": ClusterConfig(n_clusters=2, mu=2),
     }
 
 

@@ -89,7 +89,9 @@ def _psnr(truth, pred):
 
 
 def _stats(root):
-    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(root.rglob("*")) if p.is_file()}
+    """(inode, mtime) of every output image under root (the colorize record is left out)."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "deepcolor-colorize.jsonl"}
 
 
 def _leftovers(root):
@@ -125,15 +127,22 @@ def test_cli_features_train_colorize_evaluate(run, tmp_path, tiny_refs, tiny_sce
 
     rc, _, err = run("train", feats, "--out", model, "--config", config_toml, "-q")
     assert rc == 0, err
-    assert re.search(r"train: best held-out MSE \d\.\d{6} at epoch \d+ of \d+ \(.* s\) -> "
-                     + re.escape(str(model)), err)
-    assert sorted(os.listdir(model)) == ["manifest.json", "net-000.npz", "net-000.safetensors"]
+    found = re.search(r"train: (\d+) networks in (\d) layer\(s\) of \[([\d, ]+)\] images, reference PSNR by "
+                      r"layer \[[\d., ]+\] dB \(.* s\) -> " + re.escape(str(model)), err)
+    assert found, err
+    n_nets = int(found[1])
+    assert n_nets >= 2 and [int(v) for v in found[3].split(",")][0] == 6  # layer 0 holds every reference
+    assert sorted(os.listdir(model)) == ["manifest.json"] + [f"net-{i:03d}.{ext}" for i in range(n_nets)
+                                                             for ext in ("npz", "safetensors")]
 
     rc, _, err = run("colorize", tmp_path / "grey", out, "--model", model, "-q")
     assert rc == 0, err
     assert "colorize: 2 colorized, 0 skipped (existing), 0 failed in" in err
     for stem, rgb in truths.items():
         assert np.asarray(Image.open(out / f"{stem}.png")).shape == rgb.shape
+    records = [json.loads(line) for line in (out / "deepcolor-colorize.jsonl").read_text().splitlines()]
+    assert sorted(r["source"] for r in records) == sorted(str(tmp_path / "grey" / f"{s}.png") for s in truths)
+    assert all(r["status"] == "done" and 0 <= r["cluster"]["cluster"] < n_nets for r in records)
 
     rc, stdout, err = run("evaluate", "--truth", tmp_path / "truth", "--pred", out, "--out", tmp_path / "eval")
     assert rc == 0, err
@@ -257,11 +266,27 @@ def test_cli_train_overwrite(run, tmp_path, tiny_features_dir, config_toml):
     assert _errors(err) == [f"ERROR: {model}: a model exists here; use --overwrite to replace it"]
     assert (model / "manifest.json").read_bytes() == manifest
 
-    rc, _, err = run(*argv, "--seed", "5", "--hidden", "6", "--overwrite")
+    rc, _, err = run(*argv, "--seed", "5", "--hidden", "6", "--overwrite", "--clusters", "3", "--mu", "2",
+                     "--epsilon=-30", "--max-layers", "1", "--descriptor", "semantic", "--jobs", "2")
     assert rc == 0, err
     new = json.loads((model / "manifest.json").read_text())
     assert (new["train_config"]["seed"], new["train_config"]["hidden"]) == (5, 6)
-    assert new["networks"][0]["hidden"] == 6
+    assert all(net["hidden"] == 6 for net in new["networks"])
+    assert new["cluster_config"] == {**json.loads(manifest)["cluster_config"], "n_clusters": 3, "mu": 2,
+                                     "epsilon": -30.0, "max_layers": 1, "descriptor": "semantic", "seed": 5}
+    # at most N0 = 3 clusters of at least mu = 2 of the 6 references, one layer
+    assert 2 <= len(new["clusters"]) == len(new["networks"]) <= 3 and {c["layer"] for c in new["clusters"]} == {0}
+    assert all(c["n_members"] >= 2 for c in new["clusters"])
+
+
+def test_cli_train_clusters_1_is_one_network(run, tmp_path, tiny_features_dir, config_toml):
+    model = tmp_path / "model"
+    rc, _, err = run("train", tiny_features_dir, "--out", model, "--config", config_toml, "-q", "--clusters", "1")
+    assert rc == 0, err
+    assert re.search(r"train: best held-out MSE \d\.\d{6} at epoch \d+ of \d+ \(.* s\) -> "
+                     + re.escape(str(model)), err)
+    assert sorted(os.listdir(model)) == ["manifest.json", "net-000.npz", "net-000.safetensors"]
+    assert "clusters" not in json.loads((model / "manifest.json").read_text())
 
 
 def test_cli_train_exception_no_features(run, tmp_path):
@@ -272,10 +297,18 @@ def test_cli_train_exception_no_features(run, tmp_path):
     assert not (tmp_path / "model").exists()
 
 
-def test_cli_train_exception_bad_option(run, tmp_path, tiny_features_dir):
-    rc, _, err = run("train", tiny_features_dir, "--out", tmp_path / "model", "--epochs", "0")
+@pytest.mark.parametrize("option, value, message", [
+    ("--epochs", "0", "max_epochs must be a positive int, got 0"),
+    ("--clusters", "0", "n_clusters must be a positive int, got 0"),
+    ("--mu", "1", "mu must be at least 2 (a network needs a training and a held-out image), got 1"),
+    ("--epsilon", "nan", "epsilon must be a finite number of dB (E = -PSNR, so e.g. -26), got nan"),
+    ("--max-layers", "0", "max_layers must be a positive int, got 0"),
+])
+def test_cli_train_exception_bad_option(run, tmp_path, tiny_features_dir, option, value, message):
+    rc, _, err = run("train", tiny_features_dir, "--out", tmp_path / "model", option, value)
     assert rc == 2
-    assert _errors(err) == ["ERROR: max_epochs must be a positive int, got 0"]
+    assert _errors(err) == [f"ERROR: {message}"]
+    assert not (tmp_path / "model").exists()
 
 
 # --- colorize ----------------------------------------------------------------
@@ -310,7 +343,9 @@ def test_cli_colorize_bad_files(run, tmp_path, tiny_model_dir, tiny_scene):
     for name in good:
         assert np.asarray(Image.open((out / name).with_suffix(".png"))).ndim == 3
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
-        Path(n).with_suffix(".png").as_posix() for n in good)
+        [Path(n).with_suffix(".png").as_posix() for n in good] + ["deepcolor-colorize.jsonl"])
+    records = [json.loads(line) for line in (out / "deepcolor-colorize.jsonl").read_text().splitlines()]
+    assert sorted(r["status"] for r in records) == ["done"] * len(good) + ["failed"] * len(bad)
 
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from deepcolor.config import CONFIG_SECTIONS, FeatureConfig, RefineConfig, TrainConfig, load_toml
+from deepcolor.config import CONFIG_SECTIONS, ClusterConfig, FeatureConfig, RefineConfig, TrainConfig, load_toml
+from deepcolor.ensemble import ModelError
 
 
 # --- defaults ----------------------------------------------------------------
@@ -222,7 +223,7 @@ lr = 0.01
 max_epochs = 3
 """)
     cfgs = load_toml(path)
-    assert set(cfgs) == set(CONFIG_SECTIONS) == {"features", "train", "refine"}
+    assert set(cfgs) == set(CONFIG_SECTIONS) == {"features", "train", "refine", "clusters"}
     assert cfgs["features"] == FeatureConfig(features=("patch",), working_size=40, daisy_backend="opencv")
     assert cfgs["train"] == TrainConfig(lr=0.01, max_epochs=3)
     assert cfgs["refine"] == RefineConfig()  # section left out: defaults
@@ -230,13 +231,14 @@ max_epochs = 3
 
 def test_load_toml_empty_file_gives_defaults(tmp_path):
     cfgs = load_toml(_toml(tmp_path, ""))
-    assert cfgs == {"features": FeatureConfig(), "train": TrainConfig(), "refine": RefineConfig()}
+    assert cfgs == {"features": FeatureConfig(), "train": TrainConfig(), "refine": RefineConfig(),
+                    "clusters": ClusterConfig()}
 
 
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("[training]\nlr = 0.1\n", "unknown section(s) ['training']; known: ['features', 'refine', 'train']"),
+        ("[training]\nlr = 0.1\n", "unknown section(s) ['training']; known: ['clusters', 'features', 'refine', 'train']"),
         ("[features]\npatch_size = 4\n", "patch_size must be a positive odd int, got 4"),
         ("[train]\nval_fraction = 1.0\n", "val_fraction must be in (0, 0.9), got 1.0"),
         ("[refine]\nsigma = 1.0\n", "unknown RefineConfig setting(s) ['sigma']"),
@@ -267,9 +269,10 @@ CHANGED = {
     "daisy_normalization": "off",
     "pixels_per_image": 100,
     "min_chroma_spread": 0.05,
-    "semantic_parser": "some/parser",  # not loaded: "semantic" is not among the features
+    "semantic_parser": "TINY_PARSER",  # replaced by the tiny_parser_dir fixture: the key loads it
     "semantic_smoothing": "none",
     "semantic_groups": "parser",
+    "histogram_groups": "coarse",
     "semantic_radius": 4,
     "semantic_eps": 1e-3,
     "seed": 1,
@@ -281,10 +284,17 @@ def test_extraction_key_covers_every_setting():
 
 
 @pytest.mark.parametrize("name", sorted(CHANGED))
-def test_extraction_key_changes_with_setting(name):
+def test_extraction_key_changes_with_setting(name, tiny_parser_dir):
     base = FeatureConfig(features=BASE_FEATURES)
-    assert getattr(base, name) != CHANGED[name]
-    assert base.replace(**{name: CHANGED[name]}).extraction_key() != base.extraction_key()
+    value = str(tiny_parser_dir) if CHANGED[name] == "TINY_PARSER" else CHANGED[name]
+    assert getattr(base, name) != value
+    assert base.replace(**{name: value}).extraction_key() != base.extraction_key()
+
+
+def test_extraction_key_exception_missing_parser(tmp_path):
+    # the key holds the parser's checksum: every shard holds its histogram and semantic descriptor
+    with pytest.raises(ModelError, match=re.escape(f"{tmp_path / 'nowhere'}: no such parser directory")):
+        FeatureConfig(semantic_parser=str(tmp_path / "nowhere")).extraction_key()
 
 
 def test_extraction_key_steady():

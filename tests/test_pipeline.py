@@ -349,12 +349,12 @@ def test_load_manifest_exception_malformed(tmp_path):
 
 @pytest.mark.parametrize("data, shown", [
     ({"format": "deepcolor-model", "format_version": 1}, "format='deepcolor-model', version=1"),
-    ({"format": "deepcolor-features", "format_version": 2}, "format='deepcolor-features', version=2"),
+    ({"format": "deepcolor-features", "format_version": 1}, "format='deepcolor-features', version=1"),
     ({}, "format=None, version=None"),
 ])
 def test_load_manifest_exception_wrong_format(tmp_path, data, shown):
     (tmp_path / MANIFEST).write_text(json.dumps(data))
-    match = f"{tmp_path / MANIFEST}: not a deepcolor features manifest of format version 1 ({shown})"
+    match = f"{tmp_path / MANIFEST}: not a deepcolor features manifest of format version 2 ({shown})"
     with pytest.raises(ValueError, match=re.escape(match)):
         load_manifest(tmp_path)
 
@@ -557,8 +557,8 @@ def _edit_manifest(model_dir, **changes):
 
 
 def test_model_load_exception_wrong_version(model_copy):
-    _edit_manifest(model_copy, format_version=2)
-    match = f"{model_copy / 'manifest.json'}: model format version 2, this deepcolor reads version 1"
+    _edit_manifest(model_copy, format_version=1)
+    match = f"{model_copy / 'manifest.json'}: model format version 1, this deepcolor reads version 2"
     with pytest.raises(ModelError, match=re.escape(match)):
         Model.load(model_copy)
 

@@ -1,0 +1,27 @@
+"""Adaptive clustering of the references and the choice of cluster for a target.
+
+Cheng et al. (2016) train one network per cluster of similar references
+(`AdaptiveClustering`, Algorithm 3) and colorize a target with the network of
+a cluster that is close to it both globally and semantically
+(`select_cluster`, Algorithm 2). Installed as ``deepcolor.clustering``.
+"""
+
+from .adaptive import AdaptiveClustering, kmeans_min_size, well_colorized
+from .descriptors import DESCRIPTORS, combine, gist_descriptor, image_descriptors, semantic_descriptor
+from .selector import HISTOGRAM_DISTANCES, SEARCH_LAYERS, candidate_clusters, histogram_distance, select_cluster
+
+__all__ = [
+    "AdaptiveClustering",
+    "DESCRIPTORS",
+    "HISTOGRAM_DISTANCES",
+    "SEARCH_LAYERS",
+    "candidate_clusters",
+    "combine",
+    "gist_descriptor",
+    "histogram_distance",
+    "image_descriptors",
+    "kmeans_min_size",
+    "select_cluster",
+    "semantic_descriptor",
+    "well_colorized",
+]
