@@ -273,8 +273,8 @@ class ClusterConfig(_Config):
     # Which layers' clusters compete: "top" (layer 0 only) or "all".
     search_layers: str = "top"
     # Each cluster's network starts from the network of all references
-    # (trained first) rather than from random weights: +0.16 dB on the Intel
-    # scenes (GIST clusters).
+    # (trained first) rather than from random weights: +0.11 to +0.16 dB on
+    # the Intel scenes (GIST clusters).
     warm_start: bool = True
     # Learning rate of that fine-tuning (Adam): 1e-4 measured better than the
     # first training's 1e-3 (+0.04 to +0.07 dB): a cluster's network stays

@@ -633,41 +633,27 @@ def test_model_exception_edited_centre(ensemble_dir):
         Model.load(model_dir)
 
 
-def test_model_exception_cluster_table_fewer_clusters(ensemble_dir):
+def _drop_last_cluster(manifest):
+    manifest["clusters"] = manifest["clusters"][:-1]
+    manifest["clusters_sha256"] = _table_sha(manifest["clusters"])
+
+
+def _shorten_one_centre(manifest):
+    manifest["clusters"][2]["centre"] = manifest["clusters"][2]["centre"][:-1]
+    manifest["clusters_sha256"] = _table_sha(manifest["clusters"])
+
+
+@pytest.mark.parametrize("edit, match", [
+    (_drop_last_cluster, r"inconsistent cluster table \(ValueError: one cluster per network"),
+    (_shorten_one_centre, r"inconsistent cluster table \(ValueError: one cluster per network"),
+    (lambda m: m.pop("cluster_config"), r"inconsistent cluster table \(KeyError"),
+    (lambda m: m["cluster_config"].update(mu=1), r"inconsistent cluster table \(ValueError: mu must be at least 2"),
+], ids=["fewer_clusters", "ragged_centres", "without_config", "bad_config"])
+def test_model_exception_cluster_table_inconsistent(ensemble_dir, edit, match):
+    # checksums recomputed: the table is what the manifest says, but it does not fit the model
     model_dir, _ = ensemble_dir
-
-    def drop(manifest):
-        manifest["clusters"] = manifest["clusters"][:-1]
-        manifest["clusters_sha256"] = _table_sha(manifest["clusters"])
-
-    _rewrite_manifest(model_dir, drop)
-    with pytest.raises(ModelError, match="inconsistent cluster table"):
-        Model.load(model_dir)
-
-
-def test_model_exception_cluster_table_ragged_centres(ensemble_dir):
-    model_dir, _ = ensemble_dir
-
-    def ragged(manifest):
-        manifest["clusters"][2]["centre"] = manifest["clusters"][2]["centre"][:-1]
-        manifest["clusters_sha256"] = _table_sha(manifest["clusters"])
-
-    _rewrite_manifest(model_dir, ragged)
-    with pytest.raises(ModelError, match="inconsistent cluster table"):
-        Model.load(model_dir)
-
-
-def test_model_exception_cluster_table_without_config(ensemble_dir):
-    model_dir, _ = ensemble_dir
-    _rewrite_manifest(model_dir, lambda m: m.pop("cluster_config"))
-    with pytest.raises(ModelError, match=r"inconsistent cluster table \(KeyError"):
-        Model.load(model_dir)
-
-
-def test_model_exception_cluster_table_bad_config(ensemble_dir):
-    model_dir, _ = ensemble_dir
-    _rewrite_manifest(model_dir, lambda m: m["cluster_config"].update(mu=1))
-    with pytest.raises(ModelError, match=r"inconsistent cluster table \(ValueError: mu must be at least 2"):
+    _rewrite_manifest(model_dir, edit)
+    with pytest.raises(ModelError, match=match):
         Model.load(model_dir)
 
 
