@@ -181,7 +181,7 @@ def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=No
     """
     from joblib import Parallel, delayed
 
-    from deepcolor.clustering import AdaptiveClustering, combine
+    from deepcolor.clustering import AdaptiveClustering, combine, well_colorized
 
     train_cfg = train_cfg or TrainConfig()
     cluster_cfg = cluster_cfg or ClusterConfig()
@@ -242,7 +242,8 @@ def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=No
         "jobs": n_jobs, "n_layers": int(est.n_layers_),
         "layer_sizes": [int((row >= 0).sum()) for row in est.labels_],
         "layer_mean_psnr": [round(float(np.nanmean(row)), 4) for row in est.psnr_],
-        "removed_per_layer": [int(np.sum((row >= 0) & (-np.nan_to_num(p, nan=-np.inf) <= cluster_cfg.epsilon)))
+        # references colorized well by their cluster's network (left out of a next layer, if any)
+        "removed_per_layer": [int(np.sum(well_colorized(p[row >= 0], cluster_cfg.epsilon)))
                               for row, p in zip(est.labels_, est.psnr_)],
         "members": [[entries[i]["source"] for i in m] for m in est.cluster_members_],
         "histories": histories,
