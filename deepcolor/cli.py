@@ -212,14 +212,17 @@ def build_parser():
     p.add_argument("--seed", type=int)
     p.add_argument("--hidden", type=int, help="hidden layer width (default 64)")
     p.add_argument("--epochs", type=int, help="maximum epochs (default 60)")
-    p.add_argument("--clusters", type=int, metavar="N0",
-                   help="clusters of the top layer of the adaptive ensemble (default 4); 1: one network")
-    p.add_argument("--mu", type=int, help="minimum reference images per network (default 40)")
-    p.add_argument("--epsilon", type=float, metavar="DB",
-                   help="error threshold on E = -PSNR: references at PSNR >= -DB leave later layers (default -26)")
-    p.add_argument("--max-layers", type=int, help="at most this many layers (default 2)")
+    from deepcolor.config import ClusterConfig  # dataclasses only: --help stays fast
+
+    c = ClusterConfig.__dataclass_fields__
+    p.add_argument("--clusters", type=int, metavar="N0", help="clusters of the top layer of the adaptive "
+                   f"ensemble (default {c['n_clusters'].default}); 1: one network")
+    p.add_argument("--mu", type=int, help=f"minimum reference images per network (default {c['mu'].default})")
+    p.add_argument("--epsilon", type=float, metavar="DB", help="error threshold on E = -PSNR: references at "
+                   f"PSNR >= -DB leave later layers (default {c['epsilon'].default})")
+    p.add_argument("--max-layers", type=int, help=f"at most this many layers (default {c['max_layers'].default})")
     p.add_argument("--descriptor", choices=("gist", "semantic", "gist+semantic"),
-                   help="global descriptor of the clustering (default gist)")
+                   help=f"global descriptor of the clustering (default {c['descriptor'].default})")
     p.add_argument("--jobs", type=int, default=1, help="clusters trained in parallel (-1: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model in MODEL_DIR")
     p.set_defaults(func=cmd_train)
