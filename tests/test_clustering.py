@@ -737,6 +737,14 @@ def test_train_ensemble_clusters_and_networks(ensemble_model):
     np.testing.assert_allclose(model.histograms.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_train_ensemble_removal_rule_ends_layers(tiny_features_dir, fast_train, torch_one_thread):
+    # epsilon +200: E = -PSNR <= 200 for every reference, all are removed after layer 0
+    model = train_ensemble(tiny_features_dir, fast_train, ECFG.replace(epsilon=200.0), quiet=True)
+    assert model.info["n_layers"] == 1 and model.info["layer_sizes"] == [6]
+    assert model.info["removed_per_layer"] == [6]
+    assert set(model.layers) == {0}
+
+
 def test_train_ensemble_saved_model_colorizes(ensemble_model, tmp_path, tiny_scene, torch_one_thread):
     ensemble_model.save(tmp_path / "model")
     model = Model.load(tmp_path / "model")
