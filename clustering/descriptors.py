@@ -118,8 +118,10 @@ def image_descriptors(gray, parser):
     -------
     dict with ``gist`` (288,), ``semantic`` (5 K,) and ``histogram`` (K,), float32
     """
+    from deepcolor.features.semantic import semantic_histogram
+
     prob = parser.predict_proba(np.asarray(gray, np.float32))
-    histogram = prob.reshape(-1, prob.shape[-1]).mean(axis=0)
+    histogram = semantic_histogram(prob)
     histogram = histogram / max(float(histogram.sum()), 1e-12)
     return {"gist": gist_descriptor(gray), "semantic": semantic_descriptor(prob),
             "histogram": histogram.astype(np.float32)}

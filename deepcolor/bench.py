@@ -226,13 +226,13 @@ def train_pipeline(ref_dirs, work, fcfg, tcfg, rcfg, ccfg, jobs):
     return single, ensemble, fdir, timings
 
 
-def bench_ensemble(single, ensemble, items):
+def bench_ensemble(one, ensemble, items):
     """The ablation of issue 4 on one test set: one network, clusters by global descriptor only, the selector.
 
+    `one` holds the single network's PSNR per test image (`score_model`).
     Also the oracle (the best network per image, an upper bound on any
     selector) and how often the selector departs from the global choice.
     """
-    one, _ = score_model(single, items)
     table = ensemble_table(ensemble, items)
     global_only, g_picks = selector_scores(ensemble, table, n_candidates=1)
     selected, s_picks = selector_scores(ensemble, table, ensemble.cluster_config.n_candidates)
@@ -262,7 +262,7 @@ def bench_intel(data, work, fcfg, tcfg, rcfg, ccfg, jobs, n_refs):
     out = {"references": f"{len(refs)} of {train_dir} (deepcolor.parser.select_photos, seed 0)",
            "test": str(test_dir), "pipeline": timings}
     if ensemble is not None:
-        out.update(bench_ensemble(single, ensemble, items))
+        out.update(bench_ensemble(score_model(single, items)[0], ensemble, items))
     return out
 
 
@@ -368,8 +368,8 @@ def main(argv=None):
     parser.add_argument("--config", help="TOML settings file")
     parser.add_argument("--intel-refs", type=int, default=3000,
                         help="seeded random subset of the Intel scenes train set used as references (default 3000)")
-    parser.add_argument("--sections", nargs="+", default=["intel", "parsing"], choices=("intel", "parsing"),
-                        help="optional sections to run (default: both)")
+    parser.add_argument("--sections", nargs="*", default=["intel", "parsing"], choices=("intel", "parsing"),
+                        help="optional sections to run (default: both; give none to skip both)")
     args = parser.parse_args(argv)
 
     data = args.data or default_data_dir()
@@ -416,6 +416,7 @@ def main(argv=None):
                                 cluster_config=model.cluster_config)
         raw, _ = score_model(raw_model, items)
         full, times = score_model(model, items)
+        one = full if ensemble is None else score_model(single, items)[0]
         report["quality"] = {
             "n_test_images": len(items), "conventions": "PSNR in dB on RGB uint8 at native size",
             "grey": summary(grey), "mean_chroma": summary(mean),
@@ -424,7 +425,7 @@ def main(argv=None):
             "model_minus_mean_chroma_db": round(float(np.mean(full) - np.mean(mean)), 3),
         }
         if ensemble is not None:
-            report["ensemble_bsds500"] = bench_ensemble(single, ensemble, items)
+            report["ensemble_bsds500"] = bench_ensemble(one, ensemble, items)
         if "intel" in args.sections:
             report["ensemble_intel"] = bench_intel(data, Path(work) / "intel", fcfg, tcfg, rcfg, ccfg,
                                                    args.jobs, args.intel_refs)
@@ -434,8 +435,7 @@ def main(argv=None):
         alt_model, _, _, alt_timings = train_pipeline(refs, Path(work) / "alt", fcfg.replace(features=alt_names),
                                                       tcfg, rcfg, ClusterConfig(n_clusters=1), args.jobs)
         alt, _ = score_model(alt_model, items)
-        base, _ = score_model(single, items)
-        with_sem, without_sem = (base, alt) if "semantic" in names else (alt, base)
+        with_sem, without_sem = (one, alt) if "semantic" in names else (alt, one)
         report["semantic"] = {
             "features_with": list(names if "semantic" in names else alt_names),
             "features_without": list(alt_names if "semantic" in names else names),

@@ -24,6 +24,11 @@ def _positive_float(name, value):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
+def _one_of(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
 def _non_negative_float(name, value):
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -121,20 +126,14 @@ class FeatureConfig(_Config):
             raise ValueError(f"patch_size must be a positive odd int, got {self.patch_size!r}")
         if self.working_size < 16:
             raise ValueError(f"working_size must be at least 16, got {self.working_size}")
-        if self.daisy_backend not in DAISY_BACKENDS:
-            raise ValueError(f"daisy_backend must be one of {DAISY_BACKENDS}, got {self.daisy_backend!r}")
-        if self.daisy_normalization not in DAISY_NORMALIZATIONS:
-            raise ValueError(f"daisy_normalization must be one of {DAISY_NORMALIZATIONS}, "
-                             f"got {self.daisy_normalization!r}")
+        _one_of("daisy_backend", self.daisy_backend, DAISY_BACKENDS)
+        _one_of("daisy_normalization", self.daisy_normalization, DAISY_NORMALIZATIONS)
         _non_negative_float("min_chroma_spread", self.min_chroma_spread)
         if not isinstance(self.semantic_parser, str) or not self.semantic_parser:
             raise ValueError(f"semantic_parser must be 'default' or a path, got {self.semantic_parser!r}")
-        if self.semantic_groups not in GROUP_MERGES:
-            raise ValueError(f"semantic_groups must be one of {sorted(GROUP_MERGES)}, got {self.semantic_groups!r}")
-        if self.histogram_groups not in GROUP_MERGES:
-            raise ValueError(f"histogram_groups must be one of {sorted(GROUP_MERGES)}, got {self.histogram_groups!r}")
-        if self.semantic_smoothing not in SMOOTHINGS:
-            raise ValueError(f"semantic_smoothing must be one of {SMOOTHINGS}, got {self.semantic_smoothing!r}")
+        _one_of("semantic_groups", self.semantic_groups, sorted(GROUP_MERGES))
+        _one_of("histogram_groups", self.histogram_groups, sorted(GROUP_MERGES))
+        _one_of("semantic_smoothing", self.semantic_smoothing, SMOOTHINGS)
         _positive_int("semantic_radius", self.semantic_radius)
         _positive_float("semantic_eps", self.semantic_eps)
         if not isinstance(self.seed, int):
@@ -291,12 +290,9 @@ class ClusterConfig(_Config):
             raise ValueError(f"mu must be at least 2 (a network needs a training and a held-out image), got {self.mu}")
         if not isinstance(self.epsilon, (int, float)) or isinstance(self.epsilon, bool) or not math.isfinite(self.epsilon):
             raise ValueError(f"epsilon must be a finite number of dB (E = -PSNR, so e.g. -26), got {self.epsilon!r}")
-        if self.descriptor not in DESCRIPTORS:
-            raise ValueError(f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")
-        if self.histogram_distance not in HISTOGRAM_DISTANCES:
-            raise ValueError(f"histogram_distance must be one of {HISTOGRAM_DISTANCES}, got {self.histogram_distance!r}")
-        if self.search_layers not in SEARCH_LAYERS:
-            raise ValueError(f"search_layers must be one of {SEARCH_LAYERS}, got {self.search_layers!r}")
+        _one_of("descriptor", self.descriptor, DESCRIPTORS)
+        _one_of("histogram_distance", self.histogram_distance, HISTOGRAM_DISTANCES)
+        _one_of("search_layers", self.search_layers, SEARCH_LAYERS)
         if not isinstance(self.warm_start, bool):
             raise ValueError(f"warm_start must be a bool, got {self.warm_start!r}")
         _positive_float("finetune_lr", self.finetune_lr)

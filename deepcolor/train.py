@@ -179,7 +179,7 @@ def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=No
         One network per cluster of every layer, with the clusters' centres,
         semantic histograms, layers and member counts.
     """
-    from joblib import Parallel, delayed
+    from joblib import Parallel, delayed, effective_n_jobs
 
     from deepcolor.clustering import AdaptiveClustering, combine, well_colorized
 
@@ -210,8 +210,9 @@ def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=No
         bar.close()
     warm_seconds = time.perf_counter() - start
 
-    n_jobs = max(1, min(jobs if jobs > 0 else (os.cpu_count() or 1), os.cpu_count() or 1))
-    threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
+    cpus = os.cpu_count() or 1
+    n_jobs = min(effective_n_jobs(jobs), cpus)
+    threads = max(1, cpus // n_jobs) if n_jobs > 1 else None
     histories = []
     cluster_train_cfg = train_cfg.replace(lr=cluster_cfg.finetune_lr) if init is not None else train_cfg
 

@@ -10,6 +10,7 @@ every expected partition is known by construction.
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -743,6 +744,33 @@ def test_train_ensemble_removal_rule_ends_layers(tiny_features_dir, fast_train, 
     assert model.info["n_layers"] == 1 and model.info["layer_sizes"] == [6]
     assert model.info["removed_per_layer"] == [6]
     assert set(model.layers) == {0}
+
+
+def _first_shard_broken(src, dst, how):
+    """A copy of features dir `src` in `dst` whose first shard is broken `how`; returns its path."""
+    import shutil
+
+    from deepcolor.extract import load_manifest, ok_entries
+
+    shutil.copytree(src, dst)
+    shard = dst / ok_entries(load_manifest(dst))[0]["shard"]
+    if how == "old format":  # a shard of features format 1: samples, no descriptors
+        with np.load(shard) as data:
+            x, uv = data["x"], data["uv"]
+        np.savez(shard, x=x, uv=uv)
+    else:  # truncated
+        shard.write_bytes(shard.read_bytes()[:100])
+    return shard
+
+
+@pytest.mark.parametrize("how, problem", [("old format", "gist is not a file in the archive"),
+                                          ("truncated", "")])
+def test_train_ensemble_exception_broken_shard(tiny_features_dir, tmp_path, fast_train, how, problem):
+    shard = _first_shard_broken(tiny_features_dir, tmp_path / "features", how)
+    match = re.escape(f"{shard}: unreadable feature shard (") + ".*" + re.escape(problem) + ".*" + \
+        re.escape("rerun 'deepcolor features'")
+    with pytest.raises(ValueError, match=match):
+        train_ensemble(tmp_path / "features", fast_train, ECFG, quiet=True)
 
 
 def test_train_ensemble_saved_model_colorizes(ensemble_model, tmp_path, tiny_scene, torch_one_thread):
