@@ -12,6 +12,8 @@ IN ?= $(DATA)/bsds500/test
 OUT ?= work/colorized
 TRUTH ?= $(IN)
 JOBS ?= 2
+BACKEND ?= loky
+SCHEDULER ?=
 SEED ?= 0
 BENCH_OUT ?= work/bench.json
 # The grey-image parser (issue 3): distilled from the ADE20K teacher on colour photos.
@@ -19,9 +21,10 @@ TEACHER ?= $(DATA)/models/deeplabv3_mobilenetv2_ade20k.tflite
 PARSER_PHOTOS ?= $(DATA)/bsds500/train $(DATA)/bsds500/val $(DATA)/intel_scenes/train
 PARSER_TARGETS ?= work/parser-targets
 PARSER ?= deepcolor/models/parser
+DEFAULT_MODEL ?= deepcolor/models/default
 
 .DEFAULT_GOAL := help
-.PHONY: help install parser features train-clusters colorize evaluate bench demo test clean
+.PHONY: help install parser default-model features train-clusters colorize evaluate bench demo test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -29,7 +32,7 @@ help: ## list the targets
 $(BIN)/deepcolor: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,dask]'
 	@touch $@
 
 install: $(BIN)/deepcolor ## create .venv and install deepcolor with pinned dependencies
@@ -40,14 +43,18 @@ parser: install ## rebuild the bundled grey-image parser PARSER from TEACHER (~4
 		--teacher $(TEACHER) --out $(PARSER_TARGETS) --seed $(SEED)
 	$(BIN)/deepcolor parser train $(PARSER_TARGETS) --out $(PARSER) --seed $(SEED) --overwrite
 
+default-model: install ## rebuild the bundled default model DEFAULT_MODEL from BSDS500 train+val (~4 min on 2 cores)
+	$(BIN)/deepcolor features $(DATA)/bsds500/train $(DATA)/bsds500/val --out work/default-features --jobs $(JOBS) --seed 0
+	$(BIN)/deepcolor train work/default-features --out $(DEFAULT_MODEL) --seed 0 --jobs $(JOBS) --overwrite
+
 features: install ## sample training pixels from REFS into FEATURES
 	$(BIN)/deepcolor features $(REFS) --out $(FEATURES) --jobs $(JOBS)
 
 train-clusters: install ## train the adaptive ensemble (per-cluster networks) in MODEL from FEATURES
 	$(BIN)/deepcolor train $(FEATURES) --out $(MODEL) --seed $(SEED) --jobs $(JOBS) --overwrite
 
-colorize: install ## colorize IN (file or folder) into OUT with MODEL
-	$(BIN)/deepcolor colorize $(IN) $(OUT) --model $(MODEL) --jobs $(JOBS)
+colorize: install ## colorize IN (file or folder) into OUT with MODEL (BACKEND=dask SCHEDULER=tcp://host:8786 for a cluster)
+	$(BIN)/deepcolor colorize $(IN) $(OUT) --model $(MODEL) --jobs $(JOBS) --backend $(BACKEND) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 evaluate: install ## PSNR, SSIM, colourfulness of OUT against TRUTH (written to OUT/../evaluation)
 	$(BIN)/deepcolor evaluate --truth $(TRUTH) --pred $(OUT) --out $(dir $(OUT))evaluation --jobs $(JOBS)
@@ -55,7 +62,7 @@ evaluate: install ## PSNR, SSIM, colourfulness of OUT against TRUTH (written to 
 bench: install ## measure quality and speed on BSDS500 (DATA); JSON on stdout and in BENCH_OUT
 	$(BIN)/python -m deepcolor.bench --data $(DATA) --jobs $(JOBS) --out $(BENCH_OUT)
 
-demo: install ## train on sample photos shipped with scikit-image/scikit-learn, colorize others, print PSNR
+demo: install ## colorize sample photos shipped with scikit-image/scikit-learn with the bundled model, print PSNR
 	$(BIN)/python -m deepcolor.demo --work work/demo
 
 test: install ## run the test suite

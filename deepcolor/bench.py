@@ -160,14 +160,9 @@ def time_files(model, items, work):
     beforehand (not timed).
     """
     from deepcolor.colorize import colorize_file
-    from deepcolor.io import write_image
 
-    paths = []
-    for name, y, _ in items:
-        paths.append(Path(work) / "grey" / f"{name}.png")
-        write_image(paths[-1], np.rint(y * 255).astype(np.uint8))
     times = []
-    for p in paths:
+    for p in write_grey_inputs(items, Path(work) / "grey"):
         t = time.perf_counter()
         out = colorize_file(model, p, Path(work) / "files" / f"{p.stem}.png", overwrite=True)
         times.append(time.perf_counter() - t)
@@ -346,14 +341,131 @@ def bench_large(model_dir, source, work, megapixels=12.0):
     size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
     big = cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
     gray = rgb_to_gray_u8(big)
-    src = Path(work) / "large.jpg"
+    del rgb, big
+    src = Path(work) / f"large-{megapixels:g}mp.jpg"
     cv2.imwrite(str(src), gray, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    dst = Path(work) / "large_out.png"
+    del gray
+    dst = Path(work) / f"large-{megapixels:g}mp-out.png"
     proc = subprocess.run([sys.executable, "-c", _LARGE_CHILD, str(model_dir), str(src), str(dst)],
                           capture_output=True, text=True, check=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result.update(width=size[0], height=size[1], megapixels=round(size[0] * size[1] / 1e6, 2))
+    src.unlink()
+    dst.unlink(missing_ok=True)
     return result
+
+
+def write_grey_inputs(items, folder):
+    """The test set's grey images as 8-bit grey PNGs in `folder` (not timed); their paths."""
+    from deepcolor.io import write_image
+
+    paths = []
+    for name, y, _ in items:
+        paths.append(Path(folder) / f"{name}.png")
+        if not paths[-1].exists():
+            write_image(paths[-1], np.rint(y * 255).astype(np.uint8))
+    return paths
+
+
+def bench_folder(model_dir, grey_dir, out_dir, jobs, backend="loky"):
+    """Wall time of ``deepcolor colorize GREY_DIR OUT_DIR --jobs N [--backend dask]`` in a fresh process.
+
+    Everything a user waits for is counted: start-up, loading the model in
+    each worker (and starting a local dask cluster of `jobs` workers for
+    "dask"), reading, colorizing, writing. The record's per-file seconds are
+    summed too.
+    """
+    import shutil
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    cmd = [sys.executable, "-m", "deepcolor", "colorize", str(grey_dir), str(out_dir), "--model", str(model_dir),
+           "--jobs", str(jobs), "--backend", backend, "-q"]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    from deepcolor.cli import COLORIZE_LOG, read_records
+
+    records = read_records(Path(out_dir) / COLORIZE_LOG)
+    done = [r for r in records if r["status"] == "done"]
+    return {"backend": backend, "jobs": jobs, "images": len(done), "wall_s": round(wall, 2),
+            "images_per_s": round(len(done) / wall, 2),
+            "sum_file_s": round(sum(r["seconds"] for r in done), 2)}
+
+
+def bench_speed(model, model_dir, items, test_paths, work, jobs, in_memory_times=None):
+    """The `speed` section: per-image times, large photos, and a whole folder here and on dask."""
+    if in_memory_times is None:
+        _, in_memory_times = score_model(model, items)
+    grey_dir = Path(work) / "grey"
+    write_grey_inputs(items, grey_dir)
+    local = bench_folder(model_dir, grey_dir, Path(work) / "folder-loky", jobs)
+    try:
+        dask = bench_folder(model_dir, grey_dir, Path(work) / "folder-dask", jobs, backend="dask")
+        dask["wall_over_local"] = round(dask["wall_s"] / local["wall_s"], 3)
+    except (RuntimeError, ImportError) as exc:
+        dask = f"failed: {exc}"
+    return {
+        "colorize_in_memory_s_per_image": summary(in_memory_times),
+        "colorize_file_s_per_image": summary(time_files(model, items[:50], work)),
+        "large": bench_large(model_dir, test_paths[0], work, 12.0),
+        "large_50mp": bench_large(model_dir, test_paths[0], work, 50.0),
+        "folder": local,
+        "folder_dask_local_cluster": dask,
+    }
+
+
+def bench_quality(report, args, data, refs, items, work, fcfg, tcfg, rcfg, ccfg):
+    """The `quality` and `intel` sections: train on the references, score the test set, the ablations.
+
+    Returns the default model (saved in work/model) and its in-memory seconds per test image.
+    """
+    from dataclasses import replace
+
+    single, ensemble, fdir, timings = train_pipeline(refs, work, fcfg, tcfg, rcfg, ccfg, args.jobs)
+    model = ensemble or single  # the default model: what `deepcolor train` builds with these settings
+    report["pipeline"] = timings
+
+    mean_uv = references_mean_chroma(fdir)
+    grey = score_constant_chroma(items, (0.0, 0.0))
+    mean = score_constant_chroma(items, mean_uv)
+    raw_model = type(model)(model.networks, model.feature_config, model.train_config,
+                            replace(model.refine_config, enabled=False), clusters=model.clusters,
+                            cluster_config=model.cluster_config)
+    raw, _ = score_model(raw_model, items)
+    full, times = score_model(model, items)
+    one = full if ensemble is None else score_model(single, items)[0]
+    report["quality"] = {
+        "n_test_images": len(items), "conventions": "PSNR in dB on RGB uint8 at native size",
+        "grey": summary(grey), "mean_chroma": summary(mean),
+        "mean_chroma_uv": [round(float(v), 5) for v in mean_uv],
+        "model_without_refinement": summary(raw), "model": summary(full),
+        "model_minus_mean_chroma_db": round(float(np.mean(full) - np.mean(mean)), 3),
+    }
+    if ensemble is not None:
+        report["ensemble_bsds500"] = bench_ensemble(one, ensemble, items)
+    if "intel" in args.sections:
+        report["ensemble_intel"] = bench_intel(data, Path(work) / "intel", fcfg, tcfg, rcfg, ccfg,
+                                               args.jobs, args.intel_refs)
+    # The semantic feature's worth: the same references and settings with and without it (one network).
+    names = fcfg.features
+    alt_names = tuple(n for n in names if n != "semantic") if "semantic" in names else names + ("semantic",)
+    alt_model, _, _, alt_timings = train_pipeline(refs, Path(work) / "alt", fcfg.replace(features=alt_names),
+                                                  tcfg, rcfg, ClusterConfig(n_clusters=1), args.jobs)
+    alt, _ = score_model(alt_model, items)
+    with_sem, without_sem = (one, alt) if "semantic" in names else (alt, one)
+    report["semantic"] = {
+        "features_with": list(names if "semantic" in names else alt_names),
+        "features_without": list(alt_names if "semantic" in names else names),
+        "with_semantic": summary(with_sem), "without_semantic": summary(without_sem),
+        "gain_db": round(float(np.mean(with_sem) - np.mean(without_sem)), 3),
+        "other_pipeline": alt_timings,
+    }
+    return model, times
+
+
+SECTIONS = ("quality", "intel", "parsing", "speed")
 
 
 def main(argv=None):
@@ -368,8 +480,13 @@ def main(argv=None):
     parser.add_argument("--config", help="TOML settings file")
     parser.add_argument("--intel-refs", type=int, default=3000,
                         help="seeded random subset of the Intel scenes train set used as references (default 3000)")
-    parser.add_argument("--sections", nargs="*", default=["intel", "parsing"], choices=("intel", "parsing"),
-                        help="optional sections to run (default: both; give none to skip both)")
+    parser.add_argument("--sections", nargs="*", default=list(SECTIONS), choices=SECTIONS,
+                        help="sections to run (default: all). quality: train on the references, score the "
+                             "test set, the ensemble and semantic ablations; intel: the Intel scenes ablation; "
+                             "parsing: the parsers on MSRC-v2; speed: colorize times, large photos, a folder "
+                             "with --jobs, locally and on a local dask cluster")
+    parser.add_argument("--model", type=Path, help="model for the speed section when quality is not run "
+                                                   "(default: the bundled one)")
     args = parser.parse_args(argv)
 
     data = args.data or default_data_dir()
@@ -402,47 +519,17 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        single, ensemble, fdir, timings = train_pipeline(refs, work, fcfg, tcfg, rcfg, ccfg, args.jobs)
-        model = ensemble or single  # the default model: what `deepcolor train` builds with these settings
-        report["pipeline"] = timings
+        model, times = None, None
+        if "quality" in args.sections:
+            model, times = bench_quality(report, args, data, refs, items, work, fcfg, tcfg, rcfg, ccfg)
+            model_dir = Path(work) / "model"
+        else:
+            from deepcolor.cli import DEFAULT_MODEL
+            from deepcolor.ensemble import Model
 
-        mean_uv = references_mean_chroma(fdir)
-        grey = score_constant_chroma(items, (0.0, 0.0))
-        mean = score_constant_chroma(items, mean_uv)
-        from dataclasses import replace
-
-        raw_model = type(model)(model.networks, model.feature_config, model.train_config,
-                                replace(model.refine_config, enabled=False), clusters=model.clusters,
-                                cluster_config=model.cluster_config)
-        raw, _ = score_model(raw_model, items)
-        full, times = score_model(model, items)
-        one = full if ensemble is None else score_model(single, items)[0]
-        report["quality"] = {
-            "n_test_images": len(items), "conventions": "PSNR in dB on RGB uint8 at native size",
-            "grey": summary(grey), "mean_chroma": summary(mean),
-            "mean_chroma_uv": [round(float(v), 5) for v in mean_uv],
-            "model_without_refinement": summary(raw), "model": summary(full),
-            "model_minus_mean_chroma_db": round(float(np.mean(full) - np.mean(mean)), 3),
-        }
-        if ensemble is not None:
-            report["ensemble_bsds500"] = bench_ensemble(one, ensemble, items)
-        if "intel" in args.sections:
-            report["ensemble_intel"] = bench_intel(data, Path(work) / "intel", fcfg, tcfg, rcfg, ccfg,
-                                                   args.jobs, args.intel_refs)
-        # The semantic feature's worth: the same references and settings with and without it (one network).
-        names = fcfg.features
-        alt_names = tuple(n for n in names if n != "semantic") if "semantic" in names else names + ("semantic",)
-        alt_model, _, _, alt_timings = train_pipeline(refs, Path(work) / "alt", fcfg.replace(features=alt_names),
-                                                      tcfg, rcfg, ClusterConfig(n_clusters=1), args.jobs)
-        alt, _ = score_model(alt_model, items)
-        with_sem, without_sem = (one, alt) if "semantic" in names else (alt, one)
-        report["semantic"] = {
-            "features_with": list(names if "semantic" in names else alt_names),
-            "features_without": list(alt_names if "semantic" in names else names),
-            "with_semantic": summary(with_sem), "without_semantic": summary(without_sem),
-            "gain_db": round(float(np.mean(with_sem) - np.mean(without_sem)), 3),
-            "other_pipeline": alt_timings,
-        }
+            model_dir = args.model or DEFAULT_MODEL
+            model = Model.load(model_dir)
+            report["settings"]["model"] = str(model_dir)
         msrc = data / "msrc_v2"
         if "parsing" not in args.sections:
             report["parsing"] = "skipped: not in --sections"
@@ -453,11 +540,8 @@ def main(argv=None):
                                               fcfg.semantic_parser, items, threads=2)
         else:
             report["parsing"] = f"skipped: {msrc} not found"
-        report["speed"] = {
-            "colorize_in_memory_s_per_image": summary(times),
-            "colorize_file_s_per_image": summary(time_files(model, items[:50], work)),
-            "large": bench_large(Path(work) / "model", test_paths[0], work),
-        }
+        if "speed" in args.sections:
+            report["speed"] = bench_speed(model, model_dir, items, test_paths, work, args.jobs, times)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

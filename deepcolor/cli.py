@@ -44,7 +44,8 @@ def cmd_features(args):
         working_size=args.working_size, pixels_per_image=args.pixels_per_image,
         daisy_backend=args.daisy_backend, seed=args.seed,
     )
-    manifest = extract_folder(args.ref_dirs, args.out, cfg, jobs=args.jobs, quiet=args.quiet)
+    with _backend(args):
+        manifest = extract_folder(args.ref_dirs, args.out, cfg, jobs=args.jobs, quiet=args.quiet)
     counts = manifest["counts"]
     print(f"features: {counts.get('ok', 0)} references sampled ({manifest['reused']} reused), "
           f"{counts.get('near-grey', 0)} near-grey skipped, {counts.get('duplicate', 0)} duplicates, "
@@ -62,7 +63,8 @@ def cmd_train(args):
     tcfg = cfgs["train"].replace(seed=args.seed, hidden=args.hidden, max_epochs=args.epochs)
     ccfg = cfgs["clusters"].replace(n_clusters=args.clusters, mu=args.mu, epsilon=args.epsilon,
                                     max_layers=args.max_layers, descriptor=args.descriptor, seed=args.seed)
-    model = train(args.features_dir, tcfg, ccfg, cfgs["refine"], jobs=args.jobs, quiet=args.quiet)
+    with _backend(args):
+        model = train(args.features_dir, tcfg, ccfg, cfgs["refine"], jobs=args.jobs, quiet=args.quiet)
     model.save(out)
     info = model.info
     if model.is_ensemble:
@@ -76,38 +78,59 @@ def cmd_train(args):
     return 0
 
 
+FORMATS = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "webp": ".webp", "bmp": ".bmp", "keep": None}
+
+
 def cmd_colorize(args):
-    from deepcolor.colorize import colorize_batch, plan_outputs
+    from deepcolor.colorize import Outcome, colorize_batch, plan_outputs
     from deepcolor.ensemble import Model
 
     model_dir = Path(args.model) if args.model else DEFAULT_MODEL
     if not args.model and not (model_dir / "manifest.json").exists():
         raise CommandError("no --model given and no bundled default model is installed; "
                            "train one with 'deepcolor features' and 'deepcolor train'")
+    if args.max_pixels < 0:
+        raise CommandError(f"--max-pixels must be 0 (no limit) or positive, got {args.max_pixels}")
     model = Model.load(model_dir)
-    pairs, problems = plan_outputs(args.input, args.output)
+    pairs, problems = plan_outputs(args.input, args.output, FORMATS[args.format])
+    record_path = colorize_log_path(args.input, args.output)
+    end_partial_line(record_path)
     for p in problems:
         log.error("%s", p)
+        append_record(record_path, Outcome(p.split(": ", 1)[0], "", "failed", p))
     if not pairs and not problems:
         log.warning("%s: no image files found", args.input)
     start = time.perf_counter()
     counts = {"done": 0, "skipped": 0, "failed": len(problems)}
-    record_path = colorize_log_path(args.input, args.output)
-    for outcome in colorize_batch(model, model_dir, pairs, args.jobs, args.overwrite, args.quiet):
-        counts[outcome.status] += 1
-        if outcome.status == "failed":
-            log.error("%s", outcome.message)
-        elif outcome.status == "skipped":
-            log.info("%s", outcome.message)
-        elif outcome.cluster is not None:
-            log.debug("%s: cluster %d (layer %d) of candidates %s", outcome.source, outcome.cluster["cluster"],
-                      outcome.cluster["layer"], outcome.cluster["candidates"])
-        if outcome.status != "skipped":
+    with _backend(args, len(pairs)):
+        for outcome in colorize_batch(model, model_dir, pairs, args.jobs, args.overwrite, args.quiet,
+                                      args.max_pixels or None):
+            counts[outcome.status] += 1
+            if outcome.status == "failed":
+                log.error("%s", outcome.message)
+            elif outcome.status == "skipped":
+                log.info("%s", outcome.message)
+            elif outcome.cluster is not None:
+                log.debug("%s: cluster %d (layer %d) of candidates %s", outcome.source, outcome.cluster["cluster"],
+                          outcome.cluster["layer"], outcome.cluster["candidates"])
             append_record(record_path, outcome)
     print(f"colorize: {counts['done']} colorized, {counts['skipped']} skipped (existing), "
           f"{counts['failed']} failed in {time.perf_counter() - start:.1f} s -> {args.output}",
           file=sys.stderr)
     return 1 if counts["failed"] else 0
+
+
+def _backend(args, n_tasks=None):
+    """The parallel backend of `args` (--backend, --scheduler) as a context manager."""
+    from contextlib import nullcontext
+
+    from deepcolor.parallel import backend
+
+    if args.backend == "loky" and not args.scheduler:
+        return nullcontext()
+    if args.backend == "dask" and n_tasks == 0:
+        return nullcontext()  # nothing to do: no cluster to start
+    return backend(args.backend, args.scheduler, n_workers=None if args.jobs < 1 else args.jobs)
 
 
 COLORIZE_LOG = "deepcolor-colorize.jsonl"
@@ -123,12 +146,45 @@ def colorize_log_path(src, dst):
 
 
 def append_record(path, outcome):
-    """Append one JSON line (input, output, status, message, seconds, cluster) to the colorize record."""
+    """Append one JSON line (time, source, output, status, message, seconds, cluster) to the colorize record.
+
+    The line goes out in one ``write`` on a file opened for appending, so a
+    killed run leaves whole lines (at most the last one cut short, which
+    readers skip) and a rerun adds its own.
+    """
+    import os
     from dataclasses import asdict
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **asdict(outcome)}) + "\n")
+    line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **asdict(outcome)}) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def end_partial_line(path):
+    """End the last line of a colorize log that a killed run left cut short."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as fh:
+            fh.seek(-1, 2)
+            last = fh.read(1)
+        if last != b"\n":
+            with open(path, "ab") as fh:
+                fh.write(b"\n")
+
+
+def read_records(path):
+    """The records of a colorize log: a list of dicts, a line cut short by a kill skipped."""
+    records = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.debug("%s: skipped a partial line", path)
+    return records
 
 
 def cmd_evaluate(args):
@@ -193,20 +249,25 @@ def build_parser():
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings and errors only")
     common.add_argument("--config", metavar="TOML", help="settings file with [features], [train], [refine] tables")
+    parallel = argparse.ArgumentParser(add_help=False)
+    parallel.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores)")
+    parallel.add_argument("--backend", choices=("loky", "dask"), default="loky",
+                          help="loky: worker processes here (default); dask: a dask.distributed cluster")
+    parallel.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (tcp://host:8786); "
+                          "without one, --backend dask starts a local cluster of --jobs workers")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("features", parents=[common], help="sample training pixels from colour references")
+    p = sub.add_parser("features", parents=[common, parallel], help="sample training pixels from colour references")
     p.add_argument("ref_dirs", nargs="+", metavar="REF_DIR", help="folders (searched recursively) or files")
     p.add_argument("--out", required=True, metavar="FEATURES_DIR")
     p.add_argument("--features", metavar="NAMES", help="comma-separated registry names (default: patch,daisy)")
-    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores)")
     p.add_argument("--working-size", type=int, help="longest side in px (default 256)")
     p.add_argument("--pixels-per-image", type=int, help="training pixels sampled per reference (default 2048)")
     p.add_argument("--daisy-backend", choices=("skimage", "opencv"))
     p.add_argument("--seed", type=int)
     p.set_defaults(func=cmd_features)
 
-    p = sub.add_parser("train", parents=[common], help="train the colorization network")
+    p = sub.add_parser("train", parents=[common, parallel], help="train the colorization network")
     p.add_argument("features_dir", metavar="FEATURES_DIR")
     p.add_argument("--out", required=True, metavar="MODEL_DIR")
     p.add_argument("--seed", type=int)
@@ -223,15 +284,20 @@ def build_parser():
     p.add_argument("--max-layers", type=int, help=f"at most this many layers (default {c['max_layers'].default})")
     p.add_argument("--descriptor", choices=("gist", "semantic", "gist+semantic"),
                    help=f"global descriptor of the clustering (default {c['descriptor'].default})")
-    p.add_argument("--jobs", type=int, default=1, help="clusters trained in parallel (-1: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model in MODEL_DIR")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("colorize", parents=[common], help="colorize a grey photo or a folder of them")
+    p = sub.add_parser("colorize", parents=[common, parallel], help="colorize a grey photo or a folder of them")
     p.add_argument("input", metavar="IN", help="an image file or a folder (searched recursively)")
     p.add_argument("output", metavar="OUT", help="output folder (the input tree is mirrored), or a file")
     p.add_argument("--model", metavar="MODEL_DIR", help="trained model (default: the bundled one)")
-    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores)")
+    p.add_argument("--format", choices=tuple(FORMATS), default="png",
+                   help="output format (default png: lossless, 16-bit and alpha kept); keep: each input's own")
+    from deepcolor.io import MAX_PIXELS  # numpy only: --help stays fast
+
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                   help=f"refuse images larger than N pixels, against decompression bombs "
+                        f"(default {MAX_PIXELS:,}; 0: no limit)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.set_defaults(func=cmd_colorize)
 
@@ -280,7 +346,7 @@ def main(argv=None):
         parser.error("--jobs must not be 0")
     try:
         return args.func(args)
-    except (CommandError, ModelError, ImageError, ValueError, FileNotFoundError, ImportError) as exc:
+    except (CommandError, ModelError, ImageError, ValueError, OSError, ImportError) as exc:
         log.error("%s", exc)
         return 2
     except KeyboardInterrupt:

@@ -153,3 +153,20 @@ def to_uint8(image):
     # saturate_cast rounds to nearest (ties to even, as np.rint) and clips to 0..255
     out = cv2.convertScaleAbs(np.maximum(image, 0.0), alpha=255.0)
     return out.reshape(image.shape)
+
+
+def to_uint16(image):
+    """Round a float image in [0, 1] to uint16 (to nearest, values outside clipped)."""
+    image = np.asarray(image, dtype=np.float32)
+    out = np.clip(image, 0.0, 1.0) * np.float32(65535.0)
+    return np.rint(out, out=out).astype(np.uint16)
+
+
+def to_integer(image, dtype):
+    """`to_uint8` or `to_uint16` by `dtype`."""
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        return to_uint8(image)
+    if dtype == np.uint16:
+        return to_uint16(image)
+    raise TypeError(f"dtype must be uint8 or uint16, got {dtype}")

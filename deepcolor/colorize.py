@@ -7,6 +7,7 @@ Per image: luminance Y at full resolution -> Y at the working size ->
 predicted U, V, kept in gamut at constant luminance.
 """
 
+import glob
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,10 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deepcolor.color import combine_luma_chroma, to_uint8
+from deepcolor.color import combine_luma_chroma, to_integer
 from deepcolor.core import is_colour, luminance, resize_to, working_shape
 from deepcolor.features import compute_features
-from deepcolor.io import IMAGE_EXTENSIONS, ImageError, find_images, read_image, write_image
+from deepcolor.io import IMAGE_EXTENSIONS, MAX_PIXELS, ImageError, find_images, read_picture, write_picture
+from deepcolor.parallel import run, using_dask
 from deepcolor.progress import progress_bar
 from deepcolor.refine import joint_bilateral_refine
 
@@ -62,14 +64,19 @@ def working_luma(model, y):
     return np.clip(resize_to(y, work), 0, 1)
 
 
-def compose(y, uv_work):
-    """RGB uint8 (H, W, 3): full-resolution Y (H, W) with the working-size U, V upsampled (bilinear)."""
+def compose(y, uv_work, dtype=np.uint8):
+    """RGB (H, W, 3) of `dtype` (uint8 or uint16): full-resolution Y (H, W) with the working-size U, V upsampled.
+
+    U, V are upsampled bilinearly (docs/DESIGN.md: guided upsampling measured
+    no better) and combined with Y in strips of `STRIP_ROWS` rows, so that the
+    float32 temporaries stay small for any image size.
+    """
     uv = resize_to(uv_work, y.shape, interpolation=cv2.INTER_LINEAR)  # (H, W, 2)
-    out = np.empty(y.shape + (3,), np.uint8)
+    out = np.empty(y.shape + (3,), dtype)
 
     def strip(r):
         rows = slice(r, r + STRIP_ROWS)
-        out[rows] = to_uint8(combine_luma_chroma(y[rows], uv[rows]))
+        out[rows] = to_integer(combine_luma_chroma(y[rows], uv[rows]), dtype)
 
     starts = range(0, y.shape[0], STRIP_ROWS)
     threads = min(len(starts), cv2.getNumThreads())
@@ -82,27 +89,29 @@ def compose(y, uv_work):
     return out
 
 
-def colorize_luma(model, y):
+def colorize_luma(model, y, dtype=np.uint8):
     """Colorize a full-resolution luminance image.
 
     Parameters
     ----------
     model : deepcolor.ensemble.Model
     y : ndarray of shape (H, W), float32 in [0, 1]
+    dtype : {np.uint8, np.uint16}
+        Type of the output.
 
     Returns
     -------
-    rgb : ndarray of shape (H, W, 3), uint8
-        Its BT.601 luminance is `y` up to rounding to 8 bits.
+    rgb : ndarray of shape (H, W, 3), `dtype`
+        Its BT.601 luminance is `y` up to rounding to 8 (16) bits.
     """
-    return colorize_luma_record(model, y)[0]
+    return colorize_luma_record(model, y, dtype)[0]
 
 
-def colorize_luma_record(model, y):
+def colorize_luma_record(model, y, dtype=np.uint8):
     """`colorize_luma`, and the ensemble's cluster record (None for a single network)."""
     y = np.asarray(y, dtype=np.float32)
     uv, record = predict_chroma(model, working_luma(model, y))
-    return compose(y, uv), record
+    return compose(y, uv, dtype), record
 
 
 @dataclass
@@ -115,22 +124,49 @@ class Outcome:
     cluster: dict = None  # the ensemble's choice: cluster, layer, candidates
 
 
-def colorize_file(model, src, dst, overwrite=False):
-    """Colorize one file into `dst` (written atomically). Never raises for a bad input."""
+def colorize_file(model, src, dst, overwrite=False, max_pixels=MAX_PIXELS):
+    """Colorize one file into `dst`; never raises for a bad input.
+
+    The input's bit depth is kept where the output format holds it (16-bit
+    PNG and TIFF), its alpha channel, ICC profile and EXIF data are put back
+    (`deepcolor.io.write_picture`), and the output is written atomically: a
+    killed run leaves either no output or a complete one. Temporary files of
+    an earlier killed run for `dst` are removed first.
+
+    Returns
+    -------
+    outcome : Outcome
+        "done", "skipped" (`dst` exists and not `overwrite`) or "failed"
+        (with a message that starts with the file's path).
+    """
     start = time.perf_counter()
+    remove_partial_writes(dst)
     if Path(dst).exists() and not overwrite:
         return Outcome(str(src), str(dst), "skipped", f"{dst}: exists, skipped (use --overwrite)")
     try:
-        image = read_image(src)
-        if is_colour(image):
+        picture = read_picture(src, max_pixels)
+        if picture.pixels.ndim == 3 and is_colour(picture.pixels):
             log.warning("%s: colour input, reduced to its luminance", src)
-        rgb, record = colorize_luma_record(model, luminance(image))
-        write_image(dst, rgb)
+        rgb, record = colorize_luma_record(model, luminance(picture.pixels), picture.pixels.dtype)
+        write_picture(dst, rgb, picture)
     except ImageError as exc:
         return Outcome(str(src), str(dst), "failed", str(exc))
     except (ValueError, OSError) as exc:
         return Outcome(str(src), str(dst), "failed", f"{src}: {exc}")
+    except MemoryError:
+        return Outcome(str(src), str(dst), "failed", f"{src}: out of memory (lower max_pixels)")
+    except Exception as exc:  # a batch goes on past any one file; the message names it and the error
+        log.debug("%s", src, exc_info=True)
+        return Outcome(str(src), str(dst), "failed", f"{src}: unexpected error ({type(exc).__name__}: {exc})")
     return Outcome(str(src), str(dst), "done", seconds=round(time.perf_counter() - start, 4), cluster=record)
+
+
+def remove_partial_writes(dst):
+    """Delete the temporary files that a killed atomic write of `dst` left beside it."""
+    dst = Path(dst)
+    if dst.parent.is_dir():
+        for part in dst.parent.glob(f".{glob.escape(dst.name)}.*.part"):
+            part.unlink(missing_ok=True)
 
 
 def plan_outputs(src, dst, suffix=".png"):
@@ -138,25 +174,32 @@ def plan_outputs(src, dst, suffix=".png"):
 
     A folder's tree is mirrored under `dst`. For a single file, `dst` is the
     output file if it has an image suffix, otherwise the folder to write into.
-    Returns (pairs, problems): an input whose output would collide with an
-    earlier input's (``a.jpg`` and ``a.png`` side by side) or would replace an
-    input file is a problem, never overwritten. When `dst` lies inside `src`,
-    the files under `dst` are not taken as inputs.
+    `suffix` is the output format (".png", ".jpg", ...); None keeps each
+    input's own. Returns (pairs, problems): an input whose output would
+    collide with an earlier input's (``a.jpg`` and ``a.png`` side by side) or
+    would replace an input file, or a path that cannot be resolved (a symlink
+    loop), is a problem, never overwritten. When `dst` lies inside `src`, the
+    files under `dst` are not taken as inputs.
     """
     src, dst = Path(src), Path(dst)
     inputs = find_images(src)
     if src.is_file():
-        out = dst if dst.suffix.lower() in IMAGE_EXTENSIONS else dst / (src.stem + suffix)
+        out = dst if dst.suffix.lower() in IMAGE_EXTENSIONS else dst / (src.stem + (suffix or src.suffix))
         if out.resolve() == src.resolve():
             return [], [f"{src}: the output would replace the input; choose another OUT"]
         return [(src, out)], []
     dst_abs = dst.resolve()
-    resolved = {p: p.resolve() for p in inputs}  # one resolve per input
-    inputs = [p for p in inputs if not resolved[p].is_relative_to(dst_abs)]
+    pairs, problems, taken, resolved = [], [], {}, {}
+    for path in inputs:  # one resolve per input
+        try:
+            resolved[path] = path.resolve()
+        except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+            problems.append(f"{path}: cannot resolve the path ({exc}); skipped")
+    inputs = [p for p in resolved if not resolved[p].is_relative_to(dst_abs)]
     input_set = {resolved[p] for p in inputs}
-    pairs, problems, taken = [], [], {}
     for path in inputs:
-        out = dst / path.relative_to(src).with_suffix(suffix)
+        rel = path.relative_to(src)
+        out = dst / rel.with_suffix(suffix or rel.suffix)
         if out.resolve() in input_set:
             problems.append(f"{path}: output {out} would replace an input file; skipped")
         elif out in taken:
@@ -170,7 +213,7 @@ def plan_outputs(src, dst, suffix=".png"):
 _WORKER_MODELS = {}
 
 
-def _worker_colorize(model_dir, src, dst, overwrite):
+def _worker_colorize(model_dir, src, dst, overwrite, max_pixels):
     """Worker-side task: the model is loaded once per worker process and cached."""
     import torch
 
@@ -181,20 +224,22 @@ def _worker_colorize(model_dir, src, dst, overwrite):
         torch.set_num_threads(1)  # one thread per worker process: the workers share the cores
         cv2.setNumThreads(1)
         _WORKER_MODELS[key] = Model.load(model_dir)
-    return colorize_file(_WORKER_MODELS[key], src, dst, overwrite)
+    return colorize_file(_WORKER_MODELS[key], src, dst, overwrite, max_pixels)
 
 
-def colorize_batch(model, model_dir, pairs, jobs=1, overwrite=False, quiet=False):
-    """Colorize (input, output) pairs; yields an Outcome per pair as each finishes."""
+def colorize_batch(model, model_dir, pairs, jobs=1, overwrite=False, quiet=False, max_pixels=MAX_PIXELS):
+    """Colorize (input, output) pairs; yields an Outcome per pair as each finishes.
+
+    With ``jobs == 1`` (and no dask backend active) `model` works in this
+    process; otherwise each worker (`deepcolor.parallel.run`) loads the model
+    from `model_dir` once and runs on one thread.
+    """
     bar = progress_bar(total=len(pairs), desc="colorize", unit="img", quiet=quiet)
-    if jobs == 1:
-        results = (colorize_file(model, s, d, overwrite) for s, d in pairs)
+    if jobs == 1 and not using_dask():
+        results = (colorize_file(model, s, d, overwrite, max_pixels) for s, d in pairs)
     else:
-        from joblib import Parallel, delayed
-
-        results = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-            delayed(_worker_colorize)(model_dir, s, d, overwrite) for s, d in pairs
-        )
+        results = run(_worker_colorize, ((model_dir, s, d, overwrite, max_pixels) for s, d in pairs), jobs,
+                      ordered=False)
     try:
         for outcome in results:
             bar.update(1)

@@ -1,7 +1,6 @@
 """Image-level operations shared by training and colorization: working size, luminance."""
 
 import cv2
-import numpy as np
 
 from deepcolor.color import rgb_to_luma
 from deepcolor.io import to_float

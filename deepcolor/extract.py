@@ -18,7 +18,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from joblib import Parallel, delayed
 
 from deepcolor import __version__
 from deepcolor.color import rgb_to_yuv
@@ -27,6 +26,7 @@ from deepcolor.core import resize_to, working_shape
 from deepcolor.clustering import image_descriptors
 from deepcolor.features import compute_features, load_parser
 from deepcolor.io import ImageError, atomic_write_bytes, atomic_write_text, find_images, read_image, to_float
+from deepcolor.parallel import run
 from deepcolor.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -168,9 +168,7 @@ def extract_folder(ref_dirs, out_dir, cfg=None, jobs=1, quiet=False):
             todo.append((path, sha))
 
     bar = progress_bar(total=len(todo), desc="features", unit="img", quiet=quiet)
-    results = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-        delayed(_process)(path, sha, out_dir, cfg) for path, sha in todo
-    )
+    results = run(_process, ((path, sha, out_dir, cfg) for path, sha in todo), jobs, ordered=False)
     for entry in results:
         bar.update(1)
         if entry["status"] == "failed":

@@ -1,19 +1,35 @@
-"""Reading and writing images and files: explicit mode handling, atomic writes.
+"""Reading and writing images and files: explicit mode handling, metadata, atomic writes.
 
-Every error raised here is an `ImageError` whose message starts with the path,
-so a batch can log one clear line per bad file and go on.
+Every error raised for a bad input file is an `ImageError` whose message
+starts with the path, so a batch can log one clear line per bad file and go
+on. `read_picture` and `write_picture` carry what a colorized copy should keep
+from its input: bit depth, transparency, ICC profile and EXIF data.
+
+Pillow and OpenCV are imported inside the functions that need them, so that
+importing this module (e.g. for ``--help``) stays fast.
 """
 
+import contextlib
+import logging
 import os
+import struct
 import tempfile
+import threading
+import zlib
+from dataclasses import dataclass
+from io import BytesIO
+from numbers import Integral
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
-# Pillow's own guard against decompression bombs, raised to 200 megapixels:
-# a larger image is refused with an ImageError rather than read.
+# Default limit against decompression bombs: an image whose header declares
+# more pixels is refused with an ImageError before any pixel is decoded.
 MAX_PIXELS = 200_000_000
 
 
@@ -27,6 +43,119 @@ class ImageError(Exception):
 
     def __reduce__(self):  # survives pickling between worker processes
         return (type(self), (str(self.path), self.problem))
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """What an output file format can hold, as `write_picture` writes it.
+
+    Attributes
+    ----------
+    name : str
+        Pillow's name of the format ("PNG", "JPEG", ...).
+    alpha : bool
+        Whether an alpha channel is written.
+    bit_depths : tuple of int
+        Bits per sample written: ``(8,)`` or ``(8, 16)``.
+    icc : bool
+        Whether an ICC profile is written.
+    exif : bool
+        Whether EXIF data are written.
+    lossless : bool
+        Whether pixels (of a bit depth it holds) come back exactly.
+    """
+
+    name: str
+    alpha: bool
+    bit_depths: tuple
+    icc: bool
+    exif: bool
+    lossless: bool
+
+
+_PNG = OutputFormat("PNG", alpha=True, bit_depths=(8, 16), icc=True, exif=True, lossless=True)
+_JPEG = OutputFormat("JPEG", alpha=False, bit_depths=(8,), icc=True, exif=True, lossless=False)
+_TIFF = OutputFormat("TIFF", alpha=True, bit_depths=(8, 16), icc=True, exif=True, lossless=True)
+
+#: Output suffix (lower case) -> what `write_picture` writes in that format.
+#: PNG: OpenCV's encoder (default zlib settings), iCCP and eXIf chunks added.
+#: JPEG: quality 95 (Pillow's default 4:2:0 chroma subsampling).
+#: TIFF: Adobe deflate (zlib level 1) with horizontal-differencing predictor,
+#: unassociated alpha (ExtraSamples = 2), ICC tag 34675, EXIF tags in IFD 0.
+#: BMP: 8-bit RGB only. WebP: lossless (effort: quality 25, method 1), 8-bit,
+#: alpha kept exactly.
+OUTPUT_FORMATS = MappingProxyType({
+    ".png": _PNG,
+    ".jpg": _JPEG,
+    ".jpeg": _JPEG,
+    ".tif": _TIFF,
+    ".tiff": _TIFF,
+    ".bmp": OutputFormat("BMP", alpha=False, bit_depths=(8,), icc=False, exif=False, lossless=True),
+    ".webp": OutputFormat("WEBP", alpha=True, bit_depths=(8,), icc=True, exif=True, lossless=True),
+})
+
+
+@dataclass(eq=False)
+class Picture:
+    """An image as read from a file, with what a processed copy should keep.
+
+    Attributes
+    ----------
+    pixels : ndarray of shape (H, W) or (H, W, 3), uint8 or uint16
+        Grey or RGB values, EXIF orientation applied (rows and columns as
+        displayed).
+    alpha : ndarray of shape (H, W) or None
+        Opacity, same dtype as `pixels` (0: transparent); None if the file has
+        no transparency.
+    icc_profile : bytes or None
+        The embedded ICC profile, if any.
+    exif : bytes or None
+        The EXIF block as in a JPEG's APP1 segment: ``b"Exif\\x00\\x00"``,
+        then a TIFF structure (IFD 0, with the EXIF, GPS and interoperability
+        IFDs). The Orientation tag is set to 1, since the orientation is
+        applied to `pixels`; TIFF layout tags (strip offsets, bits per sample,
+        ...) and tags Pillow cannot write back are left out. None if the file
+        has no EXIF tags.
+    format : str
+        Pillow's name of the file's format: "JPEG", "PNG", "TIFF", "BMP",
+        "WEBP", ...
+    mode : str
+        Pillow's mode of the file as opened ("L", "RGBA", "P", "CMYK",
+        "I;16", ...). Pillow names 16-bit RGB(A) files "RGB" ("RGBA"): see
+        `bit_depth`.
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None
+    icc_profile: bytes | None
+    exif: bytes | None
+    format: str
+    mode: str
+
+    @property
+    def bit_depth(self):
+        """int: 8 or 16, bits per sample of `pixels`."""
+        return 8 * self.pixels.dtype.itemsize
+
+    @property
+    def is_grey(self):
+        """bool: whether `pixels` is grey ``(H, W)``."""
+        return self.pixels.ndim == 2
+
+    @property
+    def has_alpha(self):
+        """bool: whether the file has transparency (`alpha` is not None)."""
+        return self.alpha is not None
+
+    @property
+    def icc_colour_space(self):
+        """str or None: the ICC profile's colour space ("RGB", "GRAY", "CMYK", ...)."""
+        return _icc_colour_space(self.icc_profile)
+
+    @property
+    def icc_is_rgb(self):
+        """bool: whether there is an ICC profile and it describes an RGB colour space."""
+        return self.icc_colour_space == "RGB"
 
 
 def find_images(root):
@@ -64,12 +193,45 @@ def find_images(root):
     return sorted(found)
 
 
-def _open(path):
-    from PIL import Image, ImageOps, UnidentifiedImageError
+# --- reading -----------------------------------------------------------------
 
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow raises DecompressionBombError above twice this
+# Pillow's own decompression-bomb check reads the global Image.MAX_IMAGE_PIXELS
+# in Image.open and in some decoders' load(). While a read_picture call is in
+# progress (ours is then in force, or was switched off on purpose) it is set to
+# None, and put back when the last concurrent call ends.
+_bomb_lock = threading.Lock()
+_bomb_users = 0
+_bomb_saved = None
 
-    path = Path(path)
+
+@contextlib.contextmanager
+def _pillow_bomb_check_off():
+    global _bomb_users, _bomb_saved
+    from PIL import Image
+
+    with _bomb_lock:
+        if _bomb_users == 0:
+            _bomb_saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+        _bomb_users += 1
+    try:
+        yield
+    finally:
+        with _bomb_lock:
+            _bomb_users -= 1
+            if _bomb_users == 0:
+                Image.MAX_IMAGE_PIXELS = _bomb_saved
+
+
+def _check_max_pixels(max_pixels):
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, Integral) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be a positive int or None (no limit), got {max_pixels!r}")
+    return int(max_pixels)
+
+
+def _check_file(path):
     if path.is_dir():
         raise ImageError(path, "is a folder, not an image file")
     if not path.exists():
@@ -80,55 +242,276 @@ def _open(path):
         raise ImageError(path, f"cannot stat file ({exc.strerror})") from None
     if size == 0:
         raise ImageError(path, "empty file (0 bytes)")
+
+
+def read_picture(path, max_pixels=MAX_PIXELS):
+    """Read an image file with its transparency, ICC profile and EXIF data.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any file Pillow can open (PNG, JPEG, TIFF, BMP, WebP, ...).
+    max_pixels : int or None, optional
+        Refuse an image whose header declares more than this many pixels
+        (rows x columns), before decoding it: a guard against decompression
+        bombs. None: no limit.
+
+    Returns
+    -------
+    picture : Picture
+        Grey modes ("1", "L", "LA") give uint8 ``(H, W)``; 16-bit grey
+        ("I;16*", and "I" with values in 0..65535) gives uint16 ``(H, W)``;
+        "F" with values in [0, 1] gives uint16 ``(H, W)`` scaled by 65535.
+        Other modes (RGB, RGBA, P, PA, CMYK, YCbCr, ...) are converted
+        explicitly to uint8 RGB ``(H, W, 3)``; 16-bit RGB(A) PNG and TIFF files
+        stay 16-bit (uint16). Alpha (RGBA, LA, PA, P or L or RGB with a
+        transparent colour) is returned apart in ``picture.alpha``.
+
+    Raises
+    ------
+    ImageError
+        Missing, empty, unreadable, truncated, corrupt or non-image files; an
+        unsupported mode or value range; an image larger than `max_pixels`.
+    ValueError
+        If `max_pixels` is neither None nor a positive int.
+
+    Notes
+    -----
+    Pillow decodes 16-bit RGB(A) files to 8 bits per sample, so those are
+    decoded by OpenCV (``cv2.IMREAD_UNCHANGED``, BGR to RGB) and the EXIF
+    orientation is applied with NumPy. CMYK is converted with Pillow's naive
+    formula, not through its ICC profile (which is returned as read).
+
+    Pillow's own decompression-bomb check (``PIL.Image.MAX_IMAGE_PIXELS``) is
+    switched off while the file is read, so that `max_pixels` alone decides,
+    and put back afterwards.
+    """
+    max_pixels = _check_max_pixels(max_pixels)
+    path = Path(path)
+    _check_file(path)
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    with _pillow_bomb_check_off():
+        try:
+            with Image.open(path) as img:  # lazy: reads the header only
+                width, height = img.size
+                n = width * height
+                if max_pixels is not None and n > max_pixels:
+                    raise ImageError(path, f"image of {width} x {height} = {n:,} pixels exceeds the limit "
+                                           f"of {max_pixels:,} pixels (setting max_pixels, --max-pixels)")
+                if _is_16bit_colour(img):
+                    return _read_16bit_colour(path, img)
+                img.load()
+                ImageOps.exif_transpose(img, in_place=True)
+                return _picture_from_pillow(path, img)
+        except PermissionError:
+            raise ImageError(path, "permission denied") from None
+        except UnidentifiedImageError:
+            raise ImageError(path, "not an image file that Pillow can read") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(path, f"corrupt or truncated image ({exc})") from None
+
+
+def _picture_from_pillow(path, img):
+    """Picture from an opened, loaded and oriented Pillow image."""
+    mode = img.mode
+    icc = img.info.get("icc_profile") or None
+    exif = _clean_exif(img.getexif(), path)
+    alpha = None
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-    except PermissionError:
-        raise ImageError(path, "permission denied") from None
-    except UnidentifiedImageError:
-        raise ImageError(path, "not an image file that Pillow can read") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(path, f"image too large ({exc})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(path, f"corrupt or truncated image ({exc})") from None
-    return img
+        if mode in ("1", "L", "LA", "La"):
+            if mode in ("LA", "La") or img.has_transparency_data:
+                la = np.asarray(img.convert("LA"))  # (H, W, 2)
+                pixels, alpha = la[..., 0].copy(), la[..., 1].copy()
+            else:
+                pixels = np.array(img.convert("L") if mode == "1" else img)
+        elif mode.startswith("I;16"):
+            pixels = np.asarray(img, dtype=np.uint16).copy()  # native byte order
+            key = img.info.get("transparency")
+            if isinstance(key, int):  # tRNS: one transparent grey value
+                alpha = np.where(pixels == key, 0, 65535).astype(np.uint16)
+        elif mode == "I":  # 32-bit integer grey, as Pillow reads some 16-bit PNGs and TIFFs
+            arr = np.asarray(img, dtype=np.int64)
+            if arr.min() < 0 or arr.max() > 65535:
+                raise ImageError(path, f"32-bit integer grey values outside 0..65535 "
+                                       f"(range {arr.min()}..{arr.max()}) are not supported")
+            pixels = arr.astype(np.uint16)
+        elif mode == "F":  # floating-point grey: taken as luminance in [0, 1]
+            arr = np.asarray(img, dtype=np.float64)
+            if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+                raise ImageError(path, f"floating-point grey values must lie in [0, 1], "
+                                       f"got range {np.nanmin(arr):.4g}..{np.nanmax(arr):.4g}")
+            pixels = np.rint(arr * 65535.0).astype(np.uint16)
+        elif mode in ("RGBA", "RGBa", "PA") or img.has_transparency_data:
+            rgba = np.asarray(img.convert("RGBA"))  # (H, W, 4); P, RGB: transparency info applied
+            pixels, alpha = rgba[..., :3].copy(), rgba[..., 3].copy()
+        elif mode == "RGB":
+            pixels = np.array(img)
+        else:  # P, CMYK, YCbCr, RGBX, LAB, HSV, ...
+            pixels = np.array(img.convert("RGB"))
+    except ValueError as exc:  # Pillow has no conversion for this mode
+        raise ImageError(path, f"unsupported image mode {mode!r} ({exc})") from None
+    return Picture(pixels, alpha, icc, exif, img.format, mode)
 
 
-def read_image(path):
+def _raw_mode(img):
+    """The raw mode of an opened Pillow image's first tile, e.g. "RGB;16B"; "" if unknown."""
+    if not img.tile:
+        return ""
+    args = img.tile[0].args  # the raw mode, or a tuple starting with it
+    rawmode = args[0] if isinstance(args, tuple) and args else args
+    return rawmode if isinstance(rawmode, str) else ""
+
+
+def _is_16bit_colour(img):
+    """Whether Pillow would reduce this opened file's samples from 16 to 8 bits (RGB, RGBA, LA)."""
+    return img.mode in ("RGB", "RGBA", "LA") and ";16" in _raw_mode(img)
+
+
+def _read_16bit_colour(path, img):
+    """Picture of a 16-bit RGB, RGBA or grey+alpha file, decoded by OpenCV."""
+    import cv2
+
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # no EXIF rotation with IMREAD_UNCHANGED
+    except cv2.error as exc:
+        raise ImageError(path, f"corrupt or truncated image (OpenCV: {getattr(exc, 'err', exc)})") from None
+    if arr is None or arr.ndim != 3 or arr.dtype != np.uint16 or arr.shape[2] not in (3, 4):
+        raise ImageError(path, "corrupt or truncated image (OpenCV could not decode its 16-bit samples)")
+    # In a PNG the eXIf chunk may follow the pixels; only a leading one is read here, so
+    # that Pillow does not decode the whole image to 8 bits just to look for it.
+    exif = img.getexif() if img.format != "PNG" or "exif" in img.info else None
+    orientation = exif.get(0x0112, 1) if exif is not None else 1
+    arr = _orient(arr, orientation)
+    alpha = arr[..., 3].copy() if arr.shape[2] == 4 else None
+    if _raw_mode(img).startswith("LA"):  # grey+alpha (Pillow: "RGBA"); OpenCV replicates grey in B, G, R
+        pixels = arr[..., 0].copy()
+    else:
+        pixels = np.ascontiguousarray(arr[..., 2::-1])  # BGR -> RGB
+    icc = img.info.get("icc_profile") or None
+    return Picture(pixels, alpha, icc, _clean_exif(exif, path), img.format, img.mode)
+
+
+def _orient(arr, orientation):
+    """Rows and columns of `arr` (H, W, ...) as displayed for an EXIF Orientation 1..8.
+
+    The same transposes as Pillow's ``ImageOps.exif_transpose``.
+    """
+    if orientation == 2:
+        arr = arr[:, ::-1]
+    elif orientation == 3:
+        arr = arr[::-1, ::-1]
+    elif orientation == 4:
+        arr = arr[::-1]
+    elif orientation == 5:
+        arr = arr.swapaxes(0, 1)
+    elif orientation == 6:
+        arr = arr.swapaxes(0, 1)[:, ::-1]  # 90 degrees clockwise
+    elif orientation == 7:
+        arr = arr[::-1, ::-1].swapaxes(0, 1)
+    elif orientation == 8:
+        arr = arr.swapaxes(0, 1)[::-1]  # 90 degrees counter-clockwise
+    return np.ascontiguousarray(arr)
+
+
+# Tags that describe how a TIFF file stores its pixels (or hold non-EXIF
+# metadata: ICC, XMP, IPTC, Photoshop): Pillow lists them in a TIFF's EXIF, but
+# they do not describe another file's pixels. The ICC profile is kept apart.
+_TIFF_LAYOUT_TAGS = frozenset({
+    254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 273, 277, 278, 279, 280, 281, 284,
+    288, 289, 290, 291, 292, 293, 317, 320, 321, 322, 323, 324, 325, 330, 332, 338, 339, 340,
+    341, 347, 512, 513, 514, 515, 517, 518, 519, 520, 521, 529, 530, 531, 532, 700, 33723,
+    34377, 34675, 37724,
+})
+
+
+def _writable_tags(tags, path):
+    """The tags (tag -> value) that Pillow can write back; the others dropped with a debug log."""
+    from PIL import TiffImagePlugin
+
+    kept = {}
+    for tag, value in tags.items():
+        try:
+            if not isinstance(value, dict):  # nested IFDs are checked tag by tag
+                probe = TiffImagePlugin.ImageFileDirectory_v2()
+                probe[tag] = value
+                probe.tobytes()
+        except (ValueError, TypeError, OverflowError, struct.error) as exc:  # read, but not writable
+            log.debug("%s: EXIF tag 0x%04X cannot be written back (%s); dropped", path, tag, exc)
+            continue
+        kept[tag] = value
+    return kept
+
+
+def _exif_tags(exif, path):
+    """IFD 0 tags of a Pillow ``Image.Exif`` as tag -> value, the EXIF, GPS and
+    interoperability IFDs nested as dicts, without `_TIFF_LAYOUT_TAGS`."""
+    from PIL import ExifTags
+
+    tags = {}
+    for tag, value in exif.items():
+        if tag in _TIFF_LAYOUT_TAGS:
+            continue
+        if tag in (ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo):
+            value = _writable_tags(exif.get_ifd(tag), path)
+            if tag == ExifTags.IFD.Exif and ExifTags.IFD.Interop in value:
+                interop = _writable_tags(exif.get_ifd(ExifTags.IFD.Interop), path)
+                if interop:
+                    value[ExifTags.IFD.Interop] = interop
+                else:
+                    del value[ExifTags.IFD.Interop]
+            if not value:
+                continue
+        tags[tag] = value
+    return _writable_tags(tags, path)
+
+
+def _clean_exif(exif, path):
+    """EXIF bytes (``b"Exif\\x00\\x00"`` and a little-endian TIFF structure) of a
+    Pillow ``Image.Exif``: layout tags removed, Orientation 1; None if no tag is left."""
+    from PIL import TiffImagePlugin
+
+    if exif is None:
+        return None
+    tags = _exif_tags(exif, path)
+    if not tags:
+        return None
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    for tag, value in tags.items():
+        ifd[tag] = value
+    ifd[0x0112] = 1  # Orientation: applied to the pixels
+    try:
+        return b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd.tobytes(8)
+    except (ValueError, TypeError, OverflowError, struct.error) as exc:
+        log.warning("%s: EXIF data cannot be written back (%s); dropped", path, exc)
+        return None
+
+
+def read_image(path, max_pixels=MAX_PIXELS):
     """Read an image as an array, EXIF orientation applied.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any file Pillow can open.
+    max_pixels : int or None, optional
+        Refuse larger images (see `read_picture`).
 
     Returns
     -------
     image : ndarray
         ``(H, W)`` for grey modes, ``(H, W, 3)`` RGB otherwise; uint8, or
-        uint16 for 16-bit grey. Palette, CMYK, YCbCr, LA and RGBA images are
-        converted to RGB or grey explicitly (alpha is dropped).
+        uint16 for 16-bit grey and 16-bit RGB files. Palette, CMYK, YCbCr, LA
+        and RGBA images are converted to RGB or grey explicitly (alpha is
+        dropped). `read_picture` also returns the alpha channel and metadata.
 
     Raises
     ------
     ImageError
-        Missing, empty, unreadable, truncated or non-image files.
+        Missing, empty, unreadable, truncated, non-image or too large files.
     """
-    img = _open(path)
-    mode = img.mode
-    if mode in ("1", "L", "LA"):
-        return np.asarray(img.convert("L"))
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return np.asarray(img, dtype=np.uint16).copy()
-    if mode == "I":  # 32-bit integer grey, as Pillow reads some 16-bit PNGs and TIFFs
-        arr = np.asarray(img, dtype=np.int64)
-        if arr.min() < 0 or arr.max() > 65535:
-            raise ImageError(path, f"32-bit integer grey values outside 0..65535 "
-                                   f"(range {arr.min()}..{arr.max()}) are not supported")
-        return arr.astype(np.uint16)
-    if mode == "F":  # floating-point grey: taken as luminance in [0, 1]
-        arr = np.asarray(img, dtype=np.float64)
-        if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
-            raise ImageError(path, f"floating-point grey values must lie in [0, 1], "
-                                   f"got range {np.nanmin(arr):.4g}..{np.nanmax(arr):.4g}")
-        return np.rint(arr * 65535.0).astype(np.uint16)
-    return np.asarray(img.convert("RGB"))  # RGB, RGBA, P, CMYK, YCbCr, ...
+    return read_picture(path, max_pixels).pixels
 
 
 def to_float(image):
@@ -140,15 +523,22 @@ def to_float(image):
     raise TypeError(f"image dtype must be uint8 or uint16, got {image.dtype}")
 
 
+def _u16_to_u8(image):
+    """uint16 to uint8, rounded: round(v * 255 / 65535) in integers."""
+    return ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
 def read_rgb_u8(path):
     """Read an image as uint8 RGB ``(H, W, 3)`` (grey replicated, 16-bit reduced)."""
     image = read_image(path)
     if image.dtype == np.uint16:
-        image = (image.astype(np.uint32) * 255 + 32767) // 65535
-        image = image.astype(np.uint8)
+        image = _u16_to_u8(image)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     return image
+
+
+# --- writing -----------------------------------------------------------------
 
 
 def atomic_write_bytes(path, data):
@@ -210,3 +600,224 @@ def write_image(path, image):
     """Encode `image` by the suffix of `path` and write it atomically."""
     path = Path(path)
     atomic_write_bytes(path, encode_image(image, path.suffix))
+
+
+def write_picture(path, rgb, source=None):
+    """Write an RGB image, with the alpha, ICC profile and EXIF data of `source`.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file; its suffix (one of `IMAGE_EXTENSIONS`, any case) picks
+        the format, see `OUTPUT_FORMATS`.
+    rgb : ndarray of shape (H, W, 3), uint8 or uint16
+        The pixels. uint16 is written with 16 bits per sample to PNG and TIFF,
+        and rounded to 8 bits, ``(v * 255 + 32767) // 65535``, for JPEG, BMP
+        and WebP.
+    source : Picture, optional
+        The picture `rgb` was made from. Its alpha channel (same rows and
+        columns as `rgb`; rescaled to the output's bit depth) is written where
+        the format holds one and otherwise dropped with a logged warning. Its
+        ICC profile is written where the format holds one and the profile
+        describes an RGB colour space (a grey or CMYK profile cannot describe
+        RGB output and is dropped, logged at debug level). Its EXIF data are
+        written where the format holds them.
+
+    Raises
+    ------
+    ValueError
+        An unknown suffix, `rgb` not of shape (H, W, 3), or an alpha channel
+        whose shape differs from the rows and columns of `rgb`.
+    TypeError
+        `rgb` not uint8 or uint16, or `source` not a Picture.
+    OSError
+        If the file cannot be written; no partial file is left.
+
+    Notes
+    -----
+    The file is encoded in memory, then written with `atomic_write_bytes`.
+    PNG is encoded by OpenCV at both bit depths, then the iCCP and eXIf chunks
+    are inserted after IHDR: on a 3000 x 2000 photo OpenCV's default took
+    0.41 s for 8.8 MB, Pillow's compress_level=1 1.35 s for 10.1 MB (15%
+    larger) and its default level 6 6.3 s for 8.7 MB. TIFF is written with
+    Pillow's TIFF directory writer (Pillow cannot hold 16-bit RGB images) and
+    zlib level 1 with the horizontal predictor: 16-bit, 0.77 s for 12.4 MB,
+    against 1.45 s for 14.0 MB with OpenCV's LZW and 6.8 s for 11.1 MB at zlib
+    level 6.
+    """
+    path = Path(path)
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"cannot write images with suffix {path.suffix!r}; use one of {IMAGE_EXTENSIONS}")
+    rgb = np.asarray(rgb)
+    if rgb.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"rgb dtype must be uint8 or uint16, got {rgb.dtype}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ValueError(f"rgb must have shape (H, W, 3), got {rgb.shape}")
+    if source is not None and not isinstance(source, Picture):
+        raise TypeError(f"source must be a Picture or None, got {type(source).__name__}")
+    if rgb.dtype == np.uint16 and 16 not in fmt.bit_depths:
+        rgb = _u16_to_u8(rgb)
+
+    alpha = icc = exif = None
+    if source is not None:
+        alpha = _output_alpha(path, fmt, rgb, source.alpha)
+        icc = _output_icc(path, fmt, source.icc_profile)
+        exif = _output_exif(path, fmt, source.exif)
+
+    if fmt.name == "PNG":
+        data = _encode_png(rgb, alpha, icc, exif)
+    elif fmt.name == "TIFF":
+        data = _encode_tiff(rgb, alpha, icc, exif, path)
+    else:
+        data = _encode_pillow(fmt.name, rgb, alpha, icc, exif)
+    atomic_write_bytes(path, data)
+
+
+def _output_alpha(path, fmt, rgb, alpha):
+    if alpha is None:
+        return None
+    alpha = np.asarray(alpha)
+    if alpha.shape != rgb.shape[:2]:
+        raise ValueError(f"alpha of shape {alpha.shape} does not match rgb of shape {rgb.shape}")
+    if not fmt.alpha:
+        log.warning("%s: %s holds no alpha channel; the transparency of the input is dropped", path, fmt.name)
+        return None
+    if alpha.dtype == rgb.dtype:
+        return alpha
+    if alpha.dtype == np.uint8 and rgb.dtype == np.uint16:
+        return alpha.astype(np.uint16) * 257  # 255 -> 65535
+    if alpha.dtype == np.uint16 and rgb.dtype == np.uint8:
+        return _u16_to_u8(alpha)
+    raise TypeError(f"alpha dtype must be uint8 or uint16, got {alpha.dtype}")
+
+
+def _icc_colour_space(profile):
+    """Colour space of an ICC profile from its header (bytes 16:20), e.g. "RGB", "GRAY"; None if none."""
+    if not profile or len(profile) < 20:
+        return None
+    return profile[16:20].decode("latin-1").strip()
+
+
+def _output_icc(path, fmt, icc):
+    if not icc:
+        return None
+    if not fmt.icc:
+        log.debug("%s: %s holds no ICC profile; the input's profile is dropped", path, fmt.name)
+        return None
+    space = _icc_colour_space(icc)
+    if space != "RGB":
+        log.debug("%s: the input's ICC profile describes %r, not RGB; dropped", path, space)
+        return None
+    return bytes(icc)
+
+
+def _output_exif(path, fmt, exif):
+    if not exif:
+        return None
+    if not fmt.exif:
+        log.debug("%s: %s holds no EXIF data; the input's EXIF is dropped", path, fmt.name)
+        return None
+    exif = bytes(exif)
+    if not exif.startswith(b"Exif\x00\x00"):
+        exif = b"Exif\x00\x00" + exif  # bare TIFF-structured EXIF
+    if fmt.name == "JPEG" and len(exif) > 65533:  # one APP1 segment: 65535 bytes with its length
+        log.warning("%s: EXIF data of %d bytes do not fit in a JPEG APP1 segment; dropped", path, len(exif))
+        return None
+    return exif
+
+
+def _encode_pillow(name, rgb, alpha, icc, exif):
+    """JPEG, BMP or WebP bytes of 8-bit RGB(A), through Pillow."""
+    from PIL import Image
+
+    img = Image.fromarray(rgb if alpha is None else np.dstack([rgb, alpha]))  # RGB or RGBA
+    options = {}
+    if icc:
+        options["icc_profile"] = icc
+    if exif:
+        options["exif"] = exif
+    if name == "JPEG":
+        options["quality"] = 95
+    elif name == "WEBP":
+        # exact: keep RGB under transparent pixels. In lossless mode quality is
+        # the effort; on a 1500 x 1000 photo Pillow's default (quality 80, method
+        # 4) took 3.5 s for 2.07 MB, quality 25 / method 1 0.86 s for 2.11 MB,
+        # quality 0 / method 0 0.13 s for 2.36 MB (14% larger).
+        options.update(lossless=True, exact=True, quality=25, method=1)
+    buf = BytesIO()
+    img.save(buf, format=name, **options)
+    return buf.getvalue()
+
+
+def _png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _encode_png(rgb, alpha, icc, exif):
+    """PNG bytes of 8- or 16-bit RGB(A), by OpenCV, with iCCP and eXIf chunks."""
+    import cv2
+
+    bgr = rgb[..., ::-1] if alpha is None else np.dstack([rgb[..., ::-1], alpha])  # OpenCV: BGR(A)
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr))
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {rgb.dtype} {bgr.shape} image as PNG")
+    png = buf.tobytes()
+    chunks = b""
+    if icc:  # profile name, 0, compression method 0 (zlib), compressed profile
+        chunks += _png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc))
+    if exif:  # the TIFF structure, without the "Exif\0\0" of JPEG's APP1
+        chunks += _png_chunk(b"eXIf", exif[6:])
+    # Both must precede IDAT: put them right after IHDR, the first chunk
+    # (8-byte signature, then 4 length + 4 type + 13 data + 4 CRC bytes).
+    if png[12:16] != b"IHDR":
+        raise ValueError("OpenCV wrote a PNG that does not start with IHDR")
+    return png[:33] + chunks + png[33:]
+
+
+_TIFF_STRIP_BYTES = 1 << 18  # uncompressed bytes per strip, about
+
+
+def _encode_tiff(rgb, alpha, icc, exif, path):
+    """Little-endian baseline TIFF bytes of 8- or 16-bit RGB(A), deflate-compressed."""
+    from PIL import Image, TiffImagePlugin
+
+    arr = rgb if alpha is None else np.dstack([rgb, alpha])  # (H, W, S)
+    height, width, samples = arr.shape
+    # Horizontal differencing (TIFF 6.0, Section 14): each sample minus its left
+    # neighbour, modulo 2**bits; then little-endian samples, zlib level 1.
+    diff = arr.copy()
+    diff[:, 1:] -= arr[:, :-1]
+    diff = diff.astype(diff.dtype.newbyteorder("<"), copy=False)
+    rows = min(height, max(1, _TIFF_STRIP_BYTES // diff[0].nbytes))
+    strips = [zlib.compress(diff[r:r + rows].tobytes(), 1) for r in range(0, height, rows)]
+
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    if exif:  # IFD 0 tags, with the EXIF, GPS and interoperability IFDs nested
+        tags = Image.Exif()
+        tags.load(exif)
+        for tag, value in _exif_tags(tags, path).items():
+            ifd[tag] = value
+    bits = 8 * arr.dtype.itemsize
+    ifd[256] = width  # ImageWidth
+    ifd[257] = height  # ImageLength
+    ifd[258] = (bits,) * samples  # BitsPerSample
+    ifd[259] = 8  # Compression: Adobe deflate
+    ifd[262] = 2  # PhotometricInterpretation: RGB
+    ifd[273] = tuple(np.cumsum([0] + [len(s) for s in strips[:-1]]).tolist())  # StripOffsets (*)
+    ifd[277] = samples  # SamplesPerPixel
+    ifd[278] = rows  # RowsPerStrip
+    ifd[279] = tuple(len(s) for s in strips)  # StripByteCounts
+    ifd[284] = 1  # PlanarConfiguration: samples interleaved
+    ifd[317] = 2  # Predictor: horizontal differencing
+    ifd[339] = (1,) * samples  # SampleFormat: unsigned integers
+    if alpha is not None:
+        ifd[338] = (2,)  # ExtraSamples: unassociated alpha
+    if icc:
+        ifd[34675] = icc  # ICCProfile
+    # (*) Relative to the end of the directory: Pillow's writer adds that offset
+    # to StripOffsets when it lays the directory out, as its own TIFF save does.
+    buf = BytesIO()
+    ifd.save(buf)  # header and IFD 0; the strips follow
+    buf.write(b"".join(strips))
+    return buf.getvalue()

@@ -12,6 +12,7 @@ from deepcolor.config import ClusterConfig, FeatureConfig, RefineConfig, TrainCo
 from deepcolor.ensemble import Model
 from deepcolor.extract import load_manifest, load_shards, ok_entries, read_shard
 from deepcolor.networks import predict, train_network
+from deepcolor.parallel import n_workers, run, using_dask
 from deepcolor.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -179,8 +180,6 @@ def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=No
         One network per cluster of every layer, with the clusters' centres,
         semantic histograms, layers and member counts.
     """
-    from joblib import Parallel, delayed, effective_n_jobs
-
     from deepcolor.clustering import AdaptiveClustering, combine, well_colorized
 
     train_cfg = train_cfg or TrainConfig()
@@ -211,19 +210,21 @@ def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=No
     warm_seconds = time.perf_counter() - start
 
     cpus = os.cpu_count() or 1
-    n_jobs = min(effective_n_jobs(jobs), cpus)
-    threads = max(1, cpus // n_jobs) if n_jobs > 1 else None
+    if using_dask():  # a task per worker thread, one torch thread each (as the local workers below)
+        n_jobs, threads = n_workers(jobs), 1
+    else:
+        n_jobs = min(n_workers(jobs), cpus)
+        threads = max(1, cpus // n_jobs) if n_jobs > 1 else None
     histories = []
     cluster_train_cfg = train_cfg.replace(lr=cluster_cfg.finetune_lr) if init is not None else train_cfg
 
     def fit_layer(layer, members):
         bar = progress_bar(total=len(members), desc=f"train layer {layer}", unit="net", quiet=quiet)
         order = np.argsort([-len(m) for m in members], kind="stable")  # largest first: better packing
-        tasks = (delayed(_fit_cluster)(features_dir, [entries[i]["shard"] for i in members[j]],
-                                       cluster_train_cfg,
-                                       block, init, threads) for j in order)
+        tasks = ((features_dir, [entries[i]["shard"] for i in members[j]], cluster_train_cfg, block, init, threads)
+                 for j in order)
         results = [None] * len(members)
-        for j, res in zip(order, Parallel(n_jobs=n_jobs, return_as="generator")(tasks)):
+        for j, res in zip(order, run(_fit_cluster, tasks, n_jobs)):
             results[j] = res
             bar.update(1)
         bar.close()

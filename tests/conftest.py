@@ -4,6 +4,8 @@ With ``--import-mode=importlib`` (setup.cfg) test modules cannot import this fil
 so both are served as fixtures.
 """
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -156,3 +158,33 @@ def tiny_parser_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny_parser") / "parser"
     parser.save(path)
     return path
+
+
+@pytest.fixture
+def run(capsys):
+    """``run(*argv)`` -> (return code, stdout, stderr) of ``deepcolor argv`` run in-process.
+
+    `main` reconfigures the root logger (``basicConfig(force=True)``) onto the
+    captured stderr; the root logger's handlers and level are put back after.
+    """
+
+    def _run(*argv):
+        capsys.readouterr()
+        root = logging.getLogger()
+        before, level = list(root.handlers), root.level
+        try:
+            from deepcolor import cli
+
+            rc = cli.main([str(a) for a in argv])
+        finally:
+            for h in root.handlers[:]:
+                if h not in before:
+                    root.removeHandler(h)
+            for h in before:
+                if h not in root.handlers:
+                    root.addHandler(h)
+            root.setLevel(level)
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return _run

@@ -7,7 +7,6 @@ Settings travel through a TOML file (``--config``), as a user would pass them.
 
 import importlib.util
 import json
-import logging
 import os
 import re
 import shutil
@@ -27,34 +26,6 @@ from deepcolor.color import rgb_to_gray_u8
 @pytest.fixture(autouse=True)
 def _one_thread(torch_one_thread):
     """Every test here runs torch on one thread (speed on 2-core CI)."""
-
-
-@pytest.fixture
-def run(capsys):
-    """``run(*argv)`` -> (return code, stdout, stderr) of ``deepcolor argv`` run in-process.
-
-    `main` reconfigures the root logger (``basicConfig(force=True)``) onto the
-    captured stderr; the root logger's handlers and level are put back after.
-    """
-
-    def _run(*argv):
-        capsys.readouterr()
-        root = logging.getLogger()
-        before, level = list(root.handlers), root.level
-        try:
-            rc = cli.main([str(a) for a in argv])
-        finally:
-            for h in root.handlers[:]:
-                if h not in before:
-                    root.removeHandler(h)
-            for h in before:
-                if h not in root.handlers:
-                    root.addHandler(h)
-            root.setLevel(level)
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
 
 
 def _toml_text(cfgs):

@@ -169,7 +169,7 @@ def four_blobs(rng):
 def test_adaptive_clustering_next_layer_holds_images_not_removed(four_blobs):
     X, truth, psnrs = four_blobs
     calls = []
-    est = AdaptiveClustering(n_clusters=4, mu=6, epsilon=-26.0, max_layers=5).fit(X, _fake_fit_layer(psnrs, calls))
+    AdaptiveClustering(n_clusters=4, mu=6, epsilon=-26.0, max_layers=5).fit(X, _fake_fit_layer(psnrs, calls))
     layer0 = np.sort(np.concatenate(calls[0][1]))
     layer1 = np.sort(np.concatenate(calls[1][1]))
     np.testing.assert_array_equal(layer0, np.arange(24))

@@ -1,6 +1,10 @@
-"""Tests for deepcolor.io: finding, reading and writing images, atomic writes."""
+"""Tests for deepcolor.io: finding, reading and writing images with their metadata, atomic writes."""
 
+import logging
 import os
+import struct
+import zlib
+from functools import cache
 
 import numpy as np
 import pytest
@@ -8,13 +12,19 @@ from PIL import Image
 
 from deepcolor import io as dio
 from deepcolor.io import (
+    IMAGE_EXTENSIONS,
+    MAX_PIXELS,
+    OUTPUT_FORMATS,
     ImageError,
+    Picture,
     atomic_write_bytes,
     atomic_write_text,
     find_images,
     read_image,
+    read_picture,
     read_rgb_u8,
     write_image,
+    write_picture,
 )
 
 H, W = 13, 9  # odd, non-square: a swapped axis shows
@@ -28,6 +38,12 @@ def _smooth_rgb(h=H, w=W):
     """Gradients in all three channels: JPEG keeps them close, unlike noise."""
     rows, cols = np.mgrid[0:h, 0:w]
     return np.stack([rows * 15, cols * 25, 255 - rows * 10], axis=-1).astype(np.uint8)
+
+
+def _header(path):
+    """Pillow's view of a file's header (mode, size), the file closed again."""
+    with Image.open(path) as img:
+        return img
 
 
 def _touch(path, data=b"x"):
@@ -180,7 +196,7 @@ def test_read_image_palette(tmp_path, transparency):
     path = tmp_path / "p.png"
     kw = {} if transparency is None else {"transparency": transparency}
     palette_img.save(path, **kw)
-    assert Image.open(path).mode == "P"
+    assert _header(path).mode == "P"
     out = read_image(path)
     assert out.shape == (H, W, 3) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, np.asarray(palette_img.convert("RGB")))
@@ -190,7 +206,7 @@ def test_read_image_bilevel(tmp_path):
     bits = _rgb()[..., 0] > 128
     path = tmp_path / "b.png"
     Image.fromarray(bits).save(path)
-    assert Image.open(path).mode == "1"
+    assert _header(path).mode == "1"
     out = read_image(path)
     assert out.shape == (H, W) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, np.where(bits, 255, 0))
@@ -201,7 +217,7 @@ def test_read_image_cmyk(tmp_path, ext):
     rgb = _rgb(40, 30)
     path = tmp_path / f"cmyk.{ext}"
     Image.fromarray(rgb).convert("CMYK").save(path)
-    assert Image.open(path).mode == "CMYK"
+    assert _header(path).mode == "CMYK"
     out = read_image(path)
     assert out.shape == (40, 30, 3) and out.dtype == np.uint8
     # Pillow's naive CMYK -> RGB is exact for TIFF; JPEG adds its compression loss.
@@ -215,7 +231,7 @@ def test_read_image_exif_orientation_jpeg(tmp_path):
     exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
     path = tmp_path / "o6.jpg"
     image.save(path, exif=exif, quality=95)
-    assert Image.open(path).size == (W, H)  # stored as W x H
+    assert _header(path).size == (W, H)  # stored as W x H
     assert read_image(path).shape == (W, H, 3)  # shown as H x W: transposed
 
 
@@ -467,3 +483,661 @@ def test_atomic_write_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "p.bin").stat().st_mode & 0o777 == 0o644
+
+
+# --- helpers for read_picture / write_picture ----------------------------------
+
+MAKE, DATE = 0x010F, 0x9003  # IFD 0 Make; DateTimeOriginal in the EXIF IFD (0x8769)
+ORIENTATION, EXIF_IFD = 0x0112, 0x8769
+
+
+@cache
+def _srgb_icc():
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _grey_icc():
+    icc = _srgb_icc()
+    return icc[:16] + b"GRAY" + icc[20:]  # header colour space field (bytes 16:20)
+
+
+def _exif(orientation=None, make="Canon"):
+    exif = Image.Exif()
+    exif[MAKE] = make
+    if orientation is not None:
+        exif[ORIENTATION] = orientation
+    exif.get_ifd(EXIF_IFD)[DATE] = "2020:01:02 03:04:05"
+    return exif
+
+
+def _rgb16(h=H, w=W, seed=0):
+    return np.random.default_rng(seed).integers(0, 65536, (h, w, 3)).astype(np.uint16)
+
+
+def _alpha(dtype=np.uint8, h=H, w=W, seed=5):
+    return np.random.default_rng(seed).integers(0, np.iinfo(dtype).max + 1, (h, w)).astype(dtype)
+
+
+def _png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png16(samples, colour_type):
+    """A 16-bit PNG built by hand (Pillow cannot write 16-bit colour): (H, W, S) uint16."""
+    h, w = samples.shape[:2]
+    raw = b"".join(b"\x00" + samples[r].astype(">u2").tobytes() for r in range(h))  # filter 0
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(raw))
+            + _png_chunk(b"IEND", b""))
+
+
+def _with_declared_size(png, width, height):
+    """The PNG with its IHDR patched to declare width x height (CRC fixed)."""
+    assert png[12:16] == b"IHDR"
+    ihdr = struct.pack(">II", width, height) + png[24:29]
+    return png[:8] + _png_chunk(b"IHDR", ihdr) + png[33:]
+
+
+def _picture(rgb, alpha=None, icc=None, exif=None):
+    return Picture(rgb, alpha, icc, exif, "PNG", "RGBA" if alpha is not None else "RGB")
+
+
+def _u8(values16):
+    return np.rint(np.asarray(values16, dtype=np.float64) * 255 / 65535).astype(np.uint8)
+
+
+# --- read_picture: modes -------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", ["png", "tiff"])
+def test_read_picture_grey(tmp_path, ext):
+    grey = _rgb()[..., 0]
+    path = tmp_path / f"g.{ext}"
+    Image.fromarray(grey).save(path)
+    pic = read_picture(path)
+    np.testing.assert_array_equal(pic.pixels, grey)
+    assert pic.pixels.dtype == np.uint8 and pic.bit_depth == 8 and pic.is_grey
+    assert pic.alpha is None and not pic.has_alpha
+    assert (pic.mode, pic.format) == ("L", ext.upper())
+    assert pic.icc_profile is None and pic.exif is None
+    assert pic.pixels.flags.writeable
+
+
+@pytest.mark.parametrize("ext", ["png", "tiff"])
+def test_read_picture_grey_16bit(tmp_path, ext):
+    grey16 = _rgb16()[..., 0]
+    path = tmp_path / f"g16.{ext}"
+    Image.fromarray(grey16).save(path)
+    pic = read_picture(path)
+    assert pic.pixels.dtype == np.uint16 and pic.bit_depth == 16 and pic.is_grey
+    assert pic.mode.startswith("I;16") and pic.alpha is None
+    np.testing.assert_array_equal(pic.pixels, grey16)
+
+
+def test_read_picture_grey_16bit_transparent_value(tmp_path):
+    grey16 = np.arange(H * W, dtype=np.uint16).reshape(H, W) * 300
+    path = tmp_path / "t16.png"
+    Image.fromarray(grey16).save(path, transparency=600)  # tRNS: value 600 is transparent
+    pic = read_picture(path)
+    np.testing.assert_array_equal(pic.pixels, grey16)
+    np.testing.assert_array_equal(pic.alpha, np.where(grey16 == 600, 0, 65535))
+    assert pic.alpha.dtype == np.uint16
+
+
+@pytest.mark.parametrize("ext", ["png", "tiff"])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_read_picture_rgb_16bit(tmp_path, ext, channels):
+    # Written by OpenCV (BGR order): Pillow alone would reduce these to 8 bits.
+    import cv2
+
+    rgba16 = np.dstack([_rgb16(), _alpha(np.uint16)])[..., :channels]
+    path = tmp_path / f"c16.{ext}"
+    bgra = np.dstack([rgba16[..., 2::-1], rgba16[..., 3:]])
+    assert cv2.imwrite(str(path), bgra)
+    pic = read_picture(path)
+    assert pic.pixels.dtype == np.uint16 and pic.bit_depth == 16 and not pic.is_grey
+    assert pic.mode == ("RGB", "RGBA")[channels - 3]
+    np.testing.assert_array_equal(pic.pixels, rgba16[..., :3])
+    if channels == 4:
+        np.testing.assert_array_equal(pic.alpha, rgba16[..., 3])
+        assert pic.alpha.dtype == np.uint16
+    else:
+        assert pic.alpha is None
+    # read_image and read_rgb_u8 see the same 16-bit colour
+    np.testing.assert_array_equal(read_image(path), rgba16[..., :3])
+    np.testing.assert_array_equal(read_rgb_u8(path), _u8(rgba16[..., :3]))
+
+
+def test_read_picture_grey_alpha_16bit(tmp_path):
+    la16 = np.dstack([_rgb16()[..., 0], _alpha(np.uint16)])
+    path = _touch(tmp_path / "la16.png", _png16(la16, colour_type=4))
+    pic = read_picture(path)
+    assert pic.is_grey and pic.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(pic.pixels, la16[..., 0])
+    np.testing.assert_array_equal(pic.alpha, la16[..., 1])
+
+
+@pytest.mark.parametrize("ext", ["png", "webp", "tiff"])
+def test_read_picture_rgba(tmp_path, ext):
+    rgb, alpha = _rgb(), _alpha()
+    path = tmp_path / f"rgba.{ext}"
+    kw = {"lossless": True, "exact": True} if ext == "webp" else {}
+    Image.fromarray(np.dstack([rgb, alpha])).save(path, **kw)
+    pic = read_picture(path)
+    assert pic.mode == "RGBA" and pic.has_alpha and pic.alpha.dtype == np.uint8
+    np.testing.assert_array_equal(pic.pixels, rgb)
+    np.testing.assert_array_equal(pic.alpha, alpha)
+
+
+def test_read_picture_la(tmp_path):
+    la = np.dstack([_rgb()[..., 0], _alpha()])
+    path = tmp_path / "la.png"
+    Image.fromarray(la).save(path)
+    pic = read_picture(path)
+    assert pic.mode == "LA" and pic.is_grey
+    np.testing.assert_array_equal(pic.pixels, la[..., 0])
+    np.testing.assert_array_equal(pic.alpha, la[..., 1])
+
+
+@pytest.mark.parametrize("transparency", [None, 0])
+def test_read_picture_palette(tmp_path, transparency):
+    palette_img = Image.fromarray(_rgb()).quantize(colors=8)
+    path = tmp_path / "p.png"
+    palette_img.save(path, **({} if transparency is None else {"transparency": transparency}))
+    pic = read_picture(path)
+    assert pic.mode == "P" and pic.pixels.shape == (H, W, 3)
+    np.testing.assert_array_equal(pic.pixels, np.asarray(palette_img.convert("RGB")))
+    if transparency is None:
+        assert pic.alpha is None
+    else:
+        expected = np.where(np.asarray(palette_img) == transparency, 0, 255)
+        assert 0 < (expected == 0).sum() < H * W
+        np.testing.assert_array_equal(pic.alpha, expected)
+
+
+def test_read_picture_cmyk_jpeg(tmp_path):
+    rgb = _smooth_rgb(40, 30)
+    path = tmp_path / "cmyk.jpg"
+    Image.fromarray(rgb).convert("CMYK").save(path, quality=95)
+    pic = read_picture(path)
+    assert (pic.mode, pic.format) == ("CMYK", "JPEG")
+    assert pic.pixels.shape == (40, 30, 3) and pic.pixels.dtype == np.uint8 and pic.alpha is None
+    assert np.abs(pic.pixels.astype(int) - rgb).mean() < 4
+
+
+def test_read_picture_icc_exif_orientation(tmp_path):
+    rgb = _smooth_rgb()
+    path = tmp_path / "o6.jpg"
+    Image.fromarray(rgb).save(path, quality=95, icc_profile=_srgb_icc(), exif=_exif(orientation=6))
+    pic = read_picture(path)
+    assert pic.pixels.shape == (W, H, 3)  # stored H x W, shown rotated
+    assert pic.icc_profile == _srgb_icc() and pic.icc_is_rgb and pic.icc_colour_space == "RGB"
+    exif = Image.Exif()
+    exif.load(pic.exif)
+    assert pic.exif.startswith(b"Exif\x00\x00")
+    assert exif[MAKE] == "Canon" and exif[ORIENTATION] == 1
+    assert exif.get_ifd(EXIF_IFD)[DATE] == "2020:01:02 03:04:05"
+
+
+def test_read_picture_tiff_exif_without_layout_tags(tmp_path):
+    path = tmp_path / "o.tiff"
+    Image.fromarray(_rgb()).save(path, exif=_exif(orientation=8))
+    pic = read_picture(path)
+    np.testing.assert_array_equal(pic.pixels, np.rot90(_rgb()))  # 8: 90 degrees counter-clockwise
+    exif = Image.Exif()
+    exif.load(pic.exif)
+    assert exif[MAKE] == "Canon" and exif[ORIENTATION] == 1
+    assert not {256, 257, 258, 273, 279} & set(exif)  # width, length, bits, strips
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_read_picture_orientation_16bit_matches_pillow(tmp_path, orientation):
+    # The 16-bit colour path (OpenCV, NumPy transposes) against Pillow's exif_transpose.
+    rgb = _rgb()
+    path8, path16 = tmp_path / "o8.png", tmp_path / "o16.png"
+    Image.fromarray(rgb).save(path8, exif=_exif(orientation))
+    write_picture(path16, rgb.astype(np.uint16) * 257, _picture(rgb, exif=_exif(orientation).tobytes()))
+    pic8, pic16 = read_picture(path8), read_picture(path16)
+    assert pic16.bit_depth == 16
+    np.testing.assert_array_equal(pic16.pixels, pic8.pixels.astype(np.uint16) * 257)
+    exif = Image.Exif()
+    exif.load(pic16.exif)
+    assert exif[ORIENTATION] == 1 and exif[MAKE] == "Canon"
+
+
+# --- read_picture: the pixel limit ---------------------------------------------
+
+
+def test_read_picture_exception_declared_size_too_large(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    png = (tmp_path / "small.png")
+    Image.fromarray(_rgb()).save(png)
+    path = _touch(tmp_path / "bomb.png", _with_declared_size(png.read_bytes(), 100_000, 100_000))
+
+    def no_decoding(self):
+        raise AssertionError("pixels decoded before the size check")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    expected = (f"{path}: image of 100000 x 100000 = 10,000,000,000 pixels exceeds the limit of "
+                f"{MAX_PIXELS:,} pixels (setting max_pixels, --max-pixels)")
+    for read in (read_picture, read_image, read_rgb_u8):  # the default limit applies to all
+        with pytest.raises(ImageError) as info:
+            read(path)
+        assert str(info.value) == expected
+    for limit in (10**10, None):  # within the limit: decoding starts (stopped here by the patch)
+        with pytest.raises(AssertionError, match="decoded before"):
+            read_picture(path, max_pixels=limit)
+
+
+def test_read_picture_max_pixels(tmp_path):
+    path = tmp_path / "c.png"
+    Image.fromarray(_rgb()).save(path)
+    with pytest.raises(ImageError) as info:
+        read_picture(path, max_pixels=H * W - 1)
+    assert str(info.value) == (f"{path}: image of {W} x {H} = {H * W:,} pixels exceeds the limit of "
+                               f"{H * W - 1:,} pixels (setting max_pixels, --max-pixels)")
+    with pytest.raises(ImageError, match="exceeds the limit"):
+        read_image(path, max_pixels=10)
+    np.testing.assert_array_equal(read_picture(path, max_pixels=H * W).pixels, _rgb())
+    np.testing.assert_array_equal(read_picture(path, max_pixels=None).pixels, _rgb())
+
+
+def test_read_picture_max_pixels_overrides_pillow_limit(tmp_path, monkeypatch):
+    # Pillow's own check (error above twice Image.MAX_IMAGE_PIXELS) must not
+    # contradict ours, and its global setting comes back unchanged.
+    import warnings
+
+    path = tmp_path / "c.png"
+    Image.fromarray(_rgb(40, 30)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning either
+        assert read_picture(path, max_pixels=None).pixels.shape == (40, 30, 3)
+        assert read_picture(path).pixels.shape == (40, 30, 3)
+    assert Image.MAX_IMAGE_PIXELS == 100
+    with pytest.raises(Image.DecompressionBombError):  # other callers keep Pillow's check
+        Image.open(path)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, True, "100"])
+def test_read_picture_exception_max_pixels_value(tmp_path, bad):
+    with pytest.raises(ValueError, match=r"max_pixels must be a positive int or None \(no limit\), got "):
+        read_picture(tmp_path / "any.png", max_pixels=bad)
+
+
+# --- read_picture: bad inputs --------------------------------------------------
+
+
+def _assert_picture_error(path, problem):
+    with pytest.raises(ImageError) as info:
+        read_picture(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: ") and problem in msg, msg
+    assert info.value.path == path
+
+
+def test_read_picture_exception_files(tmp_path):
+    _assert_picture_error(tmp_path / "missing.png", "no such file")
+    (tmp_path / "dir.png").mkdir()
+    _assert_picture_error(tmp_path / "dir.png", "is a folder, not an image file")
+    _assert_picture_error(_touch(tmp_path / "empty.png", b""), "empty file (0 bytes)")
+    _assert_picture_error(_touch(tmp_path / "text.png", b"not pixels\n"), "not an image file that Pillow can read")
+
+
+def test_read_picture_exception_truncated(tmp_path):
+    import cv2
+
+    Image.fromarray(_rgb(200, 300)).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    _assert_picture_error(_touch(tmp_path / "cut.png", data[: len(data) // 2]),
+                          "corrupt or truncated image (image file is truncated")
+    # 16-bit colour: decoded by OpenCV
+    data = cv2.imencode(".png", _rgb16(200, 300))[1].tobytes()
+    _assert_picture_error(_touch(tmp_path / "cut16.png", data[: len(data) // 2]),
+                          "corrupt or truncated image (OpenCV could not decode its 16-bit samples)")
+
+
+def test_read_picture_exception_permission(tmp_path, monkeypatch):
+    # Simulated (root reads a chmod 000 file anyway): Pillow's open raises PermissionError.
+    path = tmp_path / "locked.png"
+    Image.fromarray(_rgb()).save(path)
+
+    def locked(fp, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(fp))
+
+    monkeypatch.setattr(Image, "open", locked)
+    _assert_picture_error(path, "permission denied")
+
+
+def test_read_picture_exception_mode(tmp_path, monkeypatch):
+    path = tmp_path / "p.png"
+    Image.fromarray(_rgb()).quantize(colors=4).save(path)
+
+    def no_conversion(self, mode=None, *args, **kwargs):
+        raise ValueError(f"conversion from {self.mode} to {mode} not supported")
+
+    monkeypatch.setattr(Image.Image, "convert", no_conversion)
+    _assert_picture_error(path, "unsupported image mode 'P' (conversion from P to RGB not supported)")
+
+
+def test_read_picture_exception_int32_range(tmp_path):
+    path = tmp_path / "i.tiff"
+    Image.fromarray(np.full((H, W), -3, dtype=np.int32)).save(path)
+    _assert_picture_error(path, "32-bit integer grey values outside 0..65535 (range -3..-3)")
+
+
+def test_read_picture_no_global_limit_left(tmp_path):
+    # The old reader set Image.MAX_IMAGE_PIXELS for good; read_picture leaves it as found.
+    before = Image.MAX_IMAGE_PIXELS
+    Image.fromarray(_rgb()).save(tmp_path / "c.png")
+    read_picture(tmp_path / "c.png")
+    with pytest.raises(ImageError):
+        read_picture(tmp_path / "missing.png")
+    assert Image.MAX_IMAGE_PIXELS == before
+
+
+# --- Picture -------------------------------------------------------------------
+
+
+def test_picture_properties():
+    pic = Picture(_rgb16(), _alpha(np.uint16), _srgb_icc(), None, "PNG", "RGBA")
+    assert (pic.bit_depth, pic.is_grey, pic.has_alpha) == (16, False, True)
+    assert (pic.icc_colour_space, pic.icc_is_rgb) == ("RGB", True)
+    pic = Picture(_rgb()[..., 0], None, _grey_icc(), None, "JPEG", "L")
+    assert (pic.bit_depth, pic.is_grey, pic.has_alpha) == (8, True, False)
+    assert (pic.icc_colour_space, pic.icc_is_rgb) == ("GRAY", False)
+    pic = Picture(_rgb(), None, None, None, "BMP", "RGB")
+    assert (pic.icc_colour_space, pic.icc_is_rgb) == (None, False)
+
+
+def test_output_formats():
+    assert set(OUTPUT_FORMATS) == set(IMAGE_EXTENSIONS)
+    assert {s for s, f in OUTPUT_FORMATS.items() if 16 in f.bit_depths} == {".png", ".tif", ".tiff"}
+    assert {s for s, f in OUTPUT_FORMATS.items() if f.alpha} == {".png", ".tif", ".tiff", ".webp"}
+    assert {s for s, f in OUTPUT_FORMATS.items() if not f.icc or not f.exif} == {".bmp"}
+    with pytest.raises(TypeError):
+        OUTPUT_FORMATS[".gif"] = OUTPUT_FORMATS[".png"]  # read-only
+
+
+# --- write_picture -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".TIFF", ".bmp", ".webp", ".jpg", ".jpeg"])
+def test_write_picture_roundtrip_8bit(tmp_path, suffix):
+    rgb = _smooth_rgb() if suffix in (".jpg", ".jpeg") else _rgb()
+    path = tmp_path / f"out{suffix}"
+    write_picture(path, rgb)
+    pic = read_picture(path)
+    assert pic.format == OUTPUT_FORMATS[suffix.lower()].name
+    assert pic.pixels.dtype == np.uint8 and pic.alpha is None and pic.exif is None and pic.icc_profile is None
+    if OUTPUT_FORMATS[suffix.lower()].lossless:
+        np.testing.assert_array_equal(pic.pixels, rgb)
+    else:
+        assert np.abs(pic.pixels.astype(int) - rgb).mean() < 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_write_picture_roundtrip_16bit(tmp_path, suffix):
+    import cv2
+    import tifffile
+
+    rgb16 = _rgb16()
+    path = tmp_path / f"out{suffix}"
+    write_picture(path, rgb16)
+    pic = read_picture(path)
+    assert pic.bit_depth == 16 and pic.mode == "RGB"
+    np.testing.assert_array_equal(pic.pixels, rgb16)
+    # independent decoders agree
+    np.testing.assert_array_equal(cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[..., ::-1], rgb16)
+    if suffix == ".tif":
+        np.testing.assert_array_equal(tifffile.imread(path), rgb16)
+
+
+def test_write_picture_tiff_layout(tmp_path):
+    # Checked with tifffile: several strips, deflate, predictor, alpha as extra sample.
+    import tifffile
+
+    rgb16, alpha = _rgb16(300, 201), _alpha(np.uint16, 300, 201)
+    path = tmp_path / "big.tif"
+    write_picture(path, rgb16, _picture(rgb16, alpha))
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        assert (page.photometric, page.compression, page.predictor) == (2, 8, 2)
+        assert page.extrasamples == (2,) and page.bitspersample == 16
+        assert len(page.dataoffsets) > 1
+        data = page.asarray()
+    np.testing.assert_array_equal(data, np.dstack([rgb16, alpha]))
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".bmp", ".webp"])
+def test_write_picture_16bit_rounded(tmp_path, suffix):
+    # round(v * 255 / 65535): 0 -> 0, 128 -> 0, 129 -> 1, 257 -> 1, 32896 -> 128, 65535 -> 255
+    values = np.array([0, 128, 129, 257, 32896, 65535], dtype=np.uint16)
+    assert _u8(values).tolist() == [0, 0, 1, 1, 128, 255]
+    rgb16 = np.resize(values, (H, W, 3)).astype(np.uint16)
+    if suffix == ".jpg":  # lossy: a smooth image, 16-bit values between the 8-bit ones
+        rgb16 = np.minimum(_smooth_rgb().astype(np.uint32) * 257 + 100, 65535).astype(np.uint16)
+    path = tmp_path / f"out{suffix}"
+    write_picture(path, rgb16)
+    pic = read_picture(path)
+    assert pic.pixels.dtype == np.uint8
+    if suffix == ".jpg":
+        np.testing.assert_array_equal(_u8(rgb16), _smooth_rgb())
+        assert np.abs(pic.pixels.astype(int) - _smooth_rgb()).mean() < 4
+    else:
+        np.testing.assert_array_equal(pic.pixels, _u8(rgb16))
+
+
+@pytest.mark.parametrize("suffix, dtype", [(".png", np.uint8), (".png", np.uint16), (".tif", np.uint8),
+                                           (".tif", np.uint16), (".webp", np.uint8)])
+def test_write_picture_alpha(tmp_path, suffix, dtype):
+    rgb = _rgb() if dtype == np.uint8 else _rgb16()
+    alpha = _alpha(dtype)
+    path = tmp_path / f"out{suffix}"
+    write_picture(path, rgb, _picture(rgb, alpha))
+    pic = read_picture(path)
+    assert pic.pixels.dtype == dtype and pic.alpha.dtype == dtype
+    np.testing.assert_array_equal(pic.pixels, rgb)
+    np.testing.assert_array_equal(pic.alpha, alpha)
+    with Image.open(path) as img:  # Pillow sees an alpha channel too
+        assert img.mode == "RGBA"
+
+
+def test_write_picture_alpha_rescaled(tmp_path):
+    alpha8, alpha16 = _alpha(np.uint8), _alpha(np.uint16)
+    write_picture(tmp_path / "a.png", _rgb16(), _picture(_rgb(), alpha8))
+    np.testing.assert_array_equal(read_picture(tmp_path / "a.png").alpha, alpha8.astype(np.uint16) * 257)
+    write_picture(tmp_path / "b.png", _rgb(), _picture(_rgb16(), alpha16))
+    np.testing.assert_array_equal(read_picture(tmp_path / "b.png").alpha, _u8(alpha16))
+    write_picture(tmp_path / "c.webp", _rgb16(), _picture(_rgb16(), alpha16))  # WebP: 8 bits
+    pic = read_picture(tmp_path / "c.webp")
+    np.testing.assert_array_equal(pic.pixels, _u8(_rgb16()))
+    np.testing.assert_array_equal(pic.alpha, _u8(alpha16))
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".bmp"])
+def test_write_picture_alpha_dropped(tmp_path, caplog, suffix):
+    path = tmp_path / f"out{suffix}"
+    with caplog.at_level(logging.WARNING, logger="deepcolor.io"):
+        write_picture(path, _smooth_rgb(), _picture(_smooth_rgb(), _alpha()))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: {OUTPUT_FORMATS[suffix].name} holds no alpha channel; the transparency of the input is dropped"]
+    pic = read_picture(path)
+    assert pic.alpha is None and pic.mode == "RGB"
+
+
+@pytest.mark.parametrize("suffix, dtype", [(".png", np.uint8), (".png", np.uint16), (".tif", np.uint8),
+                                           (".tif", np.uint16), (".jpg", np.uint8), (".webp", np.uint8)])
+def test_write_picture_icc(tmp_path, suffix, dtype):
+    rgb = _rgb() if dtype == np.uint8 else _rgb16()
+    path = tmp_path / f"out{suffix}"
+    write_picture(path, rgb, _picture(rgb, icc=_srgb_icc()))
+    with Image.open(path) as img:
+        assert img.info["icc_profile"] == _srgb_icc()
+    assert read_picture(path).icc_profile == _srgb_icc()
+
+
+@pytest.mark.parametrize("icc, suffix, message", [
+    (_grey_icc, ".png", "the input's ICC profile describes 'GRAY', not RGB; dropped"),
+    (_srgb_icc, ".bmp", "BMP holds no ICC profile; the input's profile is dropped"),
+])
+def test_write_picture_icc_dropped(tmp_path, caplog, icc, suffix, message):
+    path = tmp_path / f"out{suffix}"
+    with caplog.at_level(logging.DEBUG, logger="deepcolor.io"):
+        write_picture(path, _rgb(), _picture(_rgb(), icc=icc()))
+    assert f"{path}: {message}" in [r.getMessage() for r in caplog.records]
+    assert all(r.levelno == logging.DEBUG for r in caplog.records)
+    with Image.open(path) as img:
+        assert "icc_profile" not in img.info
+
+
+@pytest.mark.parametrize("suffix, dtype", [(".png", np.uint8), (".png", np.uint16), (".tif", np.uint8),
+                                           (".tif", np.uint16), (".jpg", np.uint8), (".webp", np.uint8)])
+def test_write_picture_exif(tmp_path, suffix, dtype):
+    # EXIF read from a rotated JPEG: Make and DateTimeOriginal survive, Orientation 1.
+    src = tmp_path / "src.jpg"
+    Image.fromarray(_smooth_rgb()).save(src, exif=_exif(orientation=6), quality=95)
+    source = read_picture(src)
+    rgb = source.pixels if dtype == np.uint8 else source.pixels.astype(np.uint16) * 257
+    path = tmp_path / f"out{suffix}"
+    write_picture(path, rgb, source)
+    with Image.open(path) as img:
+        exif = img.getexif()
+        assert exif[MAKE] == "Canon" and exif[ORIENTATION] == 1
+        assert exif.get_ifd(EXIF_IFD)[DATE] == "2020:01:02 03:04:05"
+    assert read_picture(path).pixels.shape == (W, H, 3)  # not rotated a second time
+
+
+def test_write_picture_exif_bmp_dropped(tmp_path, caplog):
+    path = tmp_path / "out.bmp"
+    with caplog.at_level(logging.DEBUG, logger="deepcolor.io"):
+        write_picture(path, _rgb(), _picture(_rgb(), exif=_exif().tobytes()))
+    assert f"{path}: BMP holds no EXIF data; the input's EXIF is dropped" in [r.getMessage() for r in caplog.records]
+
+
+def test_write_picture_exif_from_tiff(tmp_path):
+    # A TIFF's own layout tags (strips, bits per sample) are not carried into a JPEG's EXIF.
+    src = tmp_path / "src.tif"
+    Image.fromarray(_smooth_rgb()).save(src, exif=_exif())
+    path = tmp_path / "out.jpg"
+    write_picture(path, _smooth_rgb(), read_picture(src))
+    with Image.open(path) as img:
+        exif = img.getexif()
+    assert exif[MAKE] == "Canon"
+    assert not {256, 257, 258, 273, 279} & set(exif)
+
+
+def test_write_picture_exif_too_long_for_jpeg(tmp_path, caplog):
+    exif = _exif(make="x" * 70_000).tobytes()
+    source = _picture(_smooth_rgb(), exif=exif)
+    path = tmp_path / "out.jpg"
+    with caplog.at_level(logging.WARNING, logger="deepcolor.io"):
+        write_picture(path, _smooth_rgb(), source)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: EXIF data of {len(exif)} bytes do not fit in a JPEG APP1 segment; dropped"]
+    assert read_picture(path).exif is None
+    write_picture(tmp_path / "out.png", _smooth_rgb(), source)  # PNG holds it
+    with Image.open(tmp_path / "out.png") as img:
+        assert img.getexif()[MAKE] == "x" * 70_000
+
+
+def test_read_picture_odd_exif(tmp_path):
+    # A SHORT tag (ResolutionUnit) stored as text: Pillow reads it but cannot
+    # write it back, so it is left out; the rest of the EXIF is kept.
+    from PIL import TiffImagePlugin
+
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    ifd[MAKE] = "Canon"
+    ifd[296] = "inch"
+    ifd.tagtype[296] = 2  # ASCII
+    raw = b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd.tobytes(8)
+    path = tmp_path / "odd.jpg"
+    Image.fromarray(_smooth_rgb()).save(path, exif=raw, quality=95)
+    pic = read_picture(path)
+    exif = Image.Exif()
+    exif.load(pic.exif)
+    assert exif[MAKE] == "Canon" and 296 not in exif
+    write_picture(tmp_path / "out.tif", pic.pixels, _picture(pic.pixels, exif=raw))  # the odd tag dropped here too
+    with Image.open(tmp_path / "out.tif") as img:
+        assert img.getexif()[MAKE] == "Canon"
+
+
+def test_write_picture_bare_exif(tmp_path):
+    # EXIF given without the "Exif\0\0" header of JPEG's APP1 is accepted too.
+    bare = _exif().tobytes()[6:]
+    assert bare[:4] in (b"II*\x00", b"MM\x00*")
+    write_picture(tmp_path / "out.jpg", _smooth_rgb(), _picture(_smooth_rgb(), exif=bare))
+    with Image.open(tmp_path / "out.jpg") as img:
+        assert img.getexif()[MAKE] == "Canon"
+
+
+def test_write_picture_roundtrip_everything(tmp_path):
+    # read -> write -> read keeps 16 bits, alpha, ICC and EXIF.
+    import cv2
+
+    rgba16 = np.dstack([_rgb16(), _alpha(np.uint16)])
+    cv2.imwrite(str(tmp_path / "src.png"), np.dstack([rgba16[..., 2::-1], rgba16[..., 3]]))
+    first = _picture(rgba16[..., :3], rgba16[..., 3], _srgb_icc(), _exif(orientation=1).tobytes())
+    write_picture(tmp_path / "a.tif", first.pixels, first)
+    second = read_picture(tmp_path / "a.tif")
+    write_picture(tmp_path / "b.png", second.pixels, second)
+    third = read_picture(tmp_path / "b.png")
+    for pic in (second, third):
+        np.testing.assert_array_equal(pic.pixels, rgba16[..., :3])
+        np.testing.assert_array_equal(pic.alpha, rgba16[..., 3])
+        assert pic.icc_profile == _srgb_icc()
+        exif = Image.Exif()
+        exif.load(pic.exif)
+        assert exif[MAKE] == "Canon" and exif.get_ifd(EXIF_IFD)[DATE] == "2020:01:02 03:04:05"
+
+
+@pytest.mark.parametrize("rgb, source, error, match", [
+    (_rgb()[..., 0], None, ValueError, r"rgb must have shape \(H, W, 3\), got \(13, 9\)"),
+    (np.dstack([_rgb(), _alpha()]), None, ValueError, r"rgb must have shape \(H, W, 3\), got \(13, 9, 4\)"),
+    (np.zeros((0, 9, 3), np.uint8), None, ValueError, r"rgb must have shape \(H, W, 3\), got \(0, 9, 3\)"),
+    (_rgb().astype(np.float32), None, TypeError, "rgb dtype must be uint8 or uint16, got float32"),
+    (_rgb(), _rgb(), TypeError, "source must be a Picture or None, got ndarray"),
+    (_rgb(), _picture(_rgb(), _alpha(np.uint8, W, H)), ValueError,
+     r"alpha of shape \(9, 13\) does not match rgb of shape \(13, 9, 3\)"),
+    (_rgb(), _picture(_rgb(), _alpha().astype(np.int32)), TypeError, "alpha dtype must be uint8 or uint16, got int32"),
+])
+def test_write_picture_exception(tmp_path, rgb, source, error, match):
+    with pytest.raises(error, match=match):
+        write_picture(tmp_path / "out.png", rgb, source)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["out.nope", "out.gif", "out"])
+def test_write_picture_exception_suffix(tmp_path, name):
+    with pytest.raises(ValueError, match=r"cannot write images with suffix '(\.nope|\.gif|)'; use one of"):
+        write_picture(tmp_path / name, _rgb())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_picture_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "out.png"
+    path.write_bytes(b"original")
+
+    def boom(src, dst):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(dio.os, "replace", boom)
+    for suffix in (".png", ".tif", ".jpg"):
+        target = path.with_suffix(suffix)
+        with pytest.raises(OSError, match="disk on fire"):
+            write_picture(target, _rgb16(), _picture(_rgb16(), _alpha()))
+    assert path.read_bytes() == b"original"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # no .part, no new file
+
+
+def test_write_picture_exception_encoder(tmp_path, monkeypatch):
+    import cv2
+
+    monkeypatch.setattr(cv2, "imencode", lambda *args, **kwargs: (False, None))
+    with pytest.raises(ValueError, match="OpenCV could not encode a uint8 "):
+        write_picture(tmp_path / "out.png", _rgb())
+    assert list(tmp_path.iterdir()) == []
