@@ -1,0 +1,190 @@
+"""Bad input and killed runs: `deepcolor colorize` on a corpus of broken files the tests make.
+
+The batch must not crash: one clear line per bad file on stderr, every good
+file colorized (keeping its bit depth and alpha), a summary, exit status 1.
+A run killed at random points and rerun leaves every output complete, valid,
+and equal to an uninterrupted run's.
+"""
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepcolor import cli
+from deepcolor.color import rgb_to_gray_u8
+
+
+def _save(path, image, **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path, **kwargs)
+    return path
+
+
+def _huge_png(path, width, height):
+    """A valid 8x8 grey PNG whose header (IHDR, CRC fixed) declares width x height."""
+    _save(path, np.zeros((8, 8), np.uint8))
+    data = bytearray(path.read_bytes())
+    ihdr = bytearray(data[12:29])  # b"IHDR" + 13 bytes of fields
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path, tiny_scene):
+    """(folder, good files -> expected output dtype/alpha, bad files -> the problem stderr must name)."""
+    src = tmp_path / "in"
+    grey = {i: rgb_to_gray_u8(tiny_scene(40 + i, 36, 700 + i)) for i in range(4)}
+    good = {
+        "a.png": _save(src / "a.png", grey[0]),
+        "nested/deeper/b.jpg": _save(src / "nested" / "deeper" / "b.jpg", grey[1], quality=95),
+        "jpeg_named.png": _save(src / "jpeg_named.png", grey[2], format="JPEG"),  # wrong extension, readable
+        "deep16.png": _save(src / "deep16.png", (grey[3].astype(np.uint16) * 257)),
+        "alpha.png": _save(src / "alpha.png", np.dstack([grey[0], np.full_like(grey[0], 128)]), format="PNG"),
+        "folder.png/inner.png": _save(src / "folder.png" / "inner.png", grey[1]),  # a folder named like an image
+    }
+    png = good["a.png"].read_bytes()
+    (src / "trunc.png").write_bytes(png[: len(png) // 2])
+    jpg = good["nested/deeper/b.jpg"].read_bytes()
+    (src / "nested" / "trunc.jpg").write_bytes(jpg[: len(jpg) // 3])
+    (src / "empty.png").write_bytes(b"")
+    (src / "notes.jpg").write_text("not a picture\n")
+    _huge_png(src / "bomb.png", 100_000, 100_000)
+    _save(src / "one.png", np.full((1, 1), 90, np.uint8))
+    os.symlink("loop.png", src / "loop.png")  # a symlink to itself
+    os.symlink("missing.png", src / "dangling.png")
+    bad = {
+        "trunc.png": "corrupt or truncated image",
+        "nested/trunc.jpg": "corrupt or truncated image",
+        "empty.png": "empty file (0 bytes)",
+        "notes.jpg": "not an image file that Pillow can read",
+        "bomb.png": "image of 100000 x 100000 = 10,000,000,000 pixels exceeds the limit of 200,000,000 pixels",
+        "one.png": "image of shape (1, 1) is too small",
+        "loop.png": "cannot resolve the path",
+        "dangling.png": "no such file",
+    }
+    locked = _save(src / "locked.png", grey[2])
+    locked.chmod(0)
+    if os.geteuid() == 0:  # root reads it anyway: then it is a good file
+        good["locked.png"] = locked
+    else:
+        bad["locked.png"] = "permission denied"
+    yield src, good, bad
+    locked.chmod(0o644)
+
+
+def test_colorize_corpus_no_crash_one_line_per_bad_file(run, corpus, tmp_path, tiny_model_dir):
+    src, good, bad = corpus
+    out = tmp_path / "out"
+    rc, _, err = run("colorize", src, out, "--model", tiny_model_dir, "--jobs", "2")
+    assert rc == 1
+    errors = [line for line in err.splitlines() if line.startswith("ERROR: ")]
+    assert len(errors) == len(bad), err
+    for rel, problem in bad.items():
+        lines = [line for line in errors if line.startswith(f"ERROR: {src / rel}: ")]
+        assert len(lines) == 1 and problem in lines[0], (rel, errors)
+    assert f"colorize: {len(good)} colorized, 0 skipped (existing), {len(bad)} failed in " in err
+    for rel in good:  # every good file colorized, complete
+        with Image.open((out / rel).with_suffix(".png")) as img:
+            img.load()
+            assert img.mode == ("RGBA" if rel == "alpha.png" else "RGB"), (rel, img.mode)
+    records = cli.read_records(out / cli.COLORIZE_LOG)
+    assert sorted(os.path.relpath(r["source"], src) for r in records) == sorted([*good, *bad])
+    assert {r["status"] for r in records if os.path.relpath(r["source"], src) in bad} == {"failed"}
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
+
+
+def test_colorize_corpus_keeps_bit_depth_and_alpha(run, corpus, tmp_path, tiny_model_dir):
+    import cv2
+
+    src, good, _ = corpus
+    out = tmp_path / "out"
+    run("colorize", src, out, "--model", tiny_model_dir, "-q")
+    deep = cv2.imread(str(out / "deep16.png"), cv2.IMREAD_UNCHANGED)
+    assert deep.dtype == np.uint16 and deep.shape == (43, 36, 3)
+    rgba = np.asarray(Image.open(out / "alpha.png"))
+    assert rgba.shape == (40, 36, 4) and (rgba[..., 3] == 128).all()
+    rgb = np.asarray(Image.open(out / "a.png"))
+    assert rgb.shape == (40, 36, 3) and rgb.dtype == np.uint8
+
+
+def test_colorize_max_pixels_setting(run, corpus, tmp_path, tiny_model_dir):
+    src, _, _ = corpus
+    rc, _, err = run("colorize", src / "a.png", tmp_path / "o.png", "--model", tiny_model_dir, "--max-pixels", "100")
+    assert rc == 1
+    assert "image of 36 x 40 = 1,440 pixels exceeds the limit of 100 pixels" in err
+    rc, _, err = run("colorize", src / "a.png", tmp_path / "o.png", "--model", tiny_model_dir, "--max-pixels", "0")
+    assert rc == 0 and (tmp_path / "o.png").is_file()
+    rc, _, err = run("colorize", src / "a.png", tmp_path / "o.png", "--model", tiny_model_dir, "--max-pixels", "-1")
+    assert rc == 2 and "--max-pixels must be 0 (no limit) or positive" in err
+
+
+def test_colorize_removes_partial_writes_of_a_killed_run(run, tmp_path, tiny_scene, tiny_model_dir):
+    src = _save(tmp_path / "in" / "a.png", rgb_to_gray_u8(tiny_scene(40, 36, 720)))
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".a.png.k3j2x9.part"
+    stale.write_bytes(b"\x89PNG half")
+    other = out / ".b.png.k3j2x9.part"  # another output's: left alone
+    other.write_bytes(b"x")
+    rc, _, err = run("colorize", src.parent, out, "--model", tiny_model_dir, "-q")
+    assert rc == 0, err
+    assert not stale.exists() and other.exists() and (out / "a.png").is_file()
+
+
+# --- killed and rerun --------------------------------------------------------------
+
+
+def _colorize_cmd(src, out, model):
+    return [sys.executable, "-m", "deepcolor", "colorize", str(src), str(out), "--model", str(model), "-q"]
+
+
+def test_colorize_killed_at_random_points_then_rerun(tmp_path, tiny_scene, tiny_model_dir):
+    """SIGKILL a run at seeded random times, rerun to the end: the outputs equal an uninterrupted run's."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    src = tmp_path / "in"
+    for i in range(12):  # large enough that writing an output takes a noticeable share of the time
+        small = rgb_to_gray_u8(tiny_scene(40, 60, 730 + i))
+        _save(src / f"p{i:02d}.png", cv2.resize(small, (1200, 800), interpolation=cv2.INTER_CUBIC))
+    ref_out, out = tmp_path / "ref", tmp_path / "out"
+    subprocess.run(_colorize_cmd(src, ref_out, tiny_model_dir), check=True, capture_output=True)
+
+    start = time.perf_counter()
+    probe = subprocess.run(_colorize_cmd(src, tmp_path / "probe", tiny_model_dir), capture_output=True)
+    full = time.perf_counter() - start
+    assert probe.returncode == 0
+    kills = 0
+    for _ in range(4):
+        proc = subprocess.Popen(_colorize_cmd(src, out, tiny_model_dir), stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=rng.uniform(0.3, 1.0) * full)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+    assert kills >= 1  # at least one run was cut short
+    for path in out.rglob("*.png"):  # whatever is there after the kills is complete
+        with Image.open(path) as img:
+            img.load()
+    final = subprocess.run(_colorize_cmd(src, out, tiny_model_dir), capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
+        p.name for p in ref_out.iterdir() if not p.name.startswith("."))
+    for ref in ref_out.glob("*.png"):
+        np.testing.assert_array_equal(np.asarray(Image.open(out / ref.name)), np.asarray(Image.open(ref)))
+    assert not [p for p in out.iterdir() if p.name.endswith(".part")]
+    records = cli.read_records(out / cli.COLORIZE_LOG)  # lines cut by a kill are skipped
+    done = {os.path.basename(r["source"]) for r in records if r["status"] == "done"}
+    assert done == {f"p{i:02d}.png" for i in range(12)}
