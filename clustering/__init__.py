@@ -6,7 +6,6 @@ a cluster that is close to it both globally and semantically
 (`select_cluster`, Algorithm 2). Installed as ``deepcolor.clustering``.
 """
 
-from .adaptive import AdaptiveClustering, kmeans_min_size, well_colorized
 from .descriptors import DESCRIPTORS, combine, gist_descriptor, image_descriptors, semantic_descriptor
 from .selector import HISTOGRAM_DISTANCES, SEARCH_LAYERS, candidate_clusters, histogram_distance, select_cluster
 
@@ -25,3 +24,19 @@ __all__ = [
     "semantic_descriptor",
     "well_colorized",
 ]
+
+# scikit-learn takes about 2 s to import and only training needs it: the
+# clustering names load on first use (PEP 562), so colorizing starts faster.
+_ADAPTIVE = ("AdaptiveClustering", "kmeans_min_size", "well_colorized")
+
+
+def __getattr__(name):
+    if name in _ADAPTIVE:
+        from . import adaptive
+
+        return getattr(adaptive, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

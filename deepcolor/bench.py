@@ -2,7 +2,9 @@
 
 Prints one JSON document (and writes it to --out). Sections:
 
-- ``daisy``: dense DAISY (32 values) at 256x171, scikit-image against OpenCV.
+- ``daisy``: dense DAISY (32 values, radius 8) at 256x171: our scikit-image backend (a
+  vectorised equivalent of ``skimage.feature.daisy``), OpenCV's, and scikit-image's own
+  function as the baseline.
 - ``pipeline``: wall time of feature extraction, of training the single
   network and of the adaptive ensemble (warm-started from it, so its time
   includes the single network's) on the references (BSDS500 train+val by
@@ -21,11 +23,16 @@ Prints one JSON document (and writes it to --out). Sections:
 - ``parsing``: 17-group pixel accuracy and mean IoU on the MSRC-v2
   evaluation split of the ADE20K teacher on grey and colour input and of the
   student on grey input; the student's time per test image.
-- ``speed``: colorize time per test image, model loaded (start-up excluded):
-  in memory (luminance in, RGB out) over all test images, and through
-  `colorize_file` (read, colorize, write PNG) over the first 50; and a
-  12-megapixel photo through `colorize_file` in a fresh process, with that
-  process's peak resident memory (Python and torch included).
+- ``speed``: colorize time per test image, model loaded (start-up excluded),
+  torch on one thread as `deepcolor colorize` runs it: in memory (luminance in,
+  RGB out) over all test images, and file to file (read, colorize, write PNG)
+  over the first 50; a 12- and a 50-megapixel photo file to file in a fresh
+  process, with that process's peak resident memory (Python and torch
+  included); the whole test folder through ``deepcolor colorize --jobs N`` in a
+  fresh process (start-up included), and the same on a local dask cluster of
+  N workers (``--backend dask``), with the ratio of their wall times.
+- With ``--sections`` other than ``quality``, the speed section uses
+  ``--model`` (default: the bundled model).
 
 Run ``python -m deepcolor.bench --help`` for the options.
 """
@@ -69,11 +76,18 @@ def bench_daisy(gray, repeat=15):
     """Median seconds of each DAISY backend on one image, and their ratio."""
     from deepcolor.features import daisy_features
 
+    from skimage.feature import daisy
+
     out = {"shape": list(gray.shape), "repeat": repeat}
     for backend in ("skimage", "opencv"):
         daisy_features(gray, backend=backend)  # warm-up
         out[f"{backend}_s"] = round(_median_time(lambda: daisy_features(gray, backend=backend), repeat), 5)
     out["opencv_over_skimage"] = round(out["opencv_s"] / out["skimage_s"], 3)
+    # The baseline: scikit-image's own function on the same padded image (our "skimage" backend equals it).
+    padded = np.pad(gray.astype(np.float32), 8, mode="reflect")
+    out["skimage_daisy_function_s"] = round(_median_time(
+        lambda: daisy(padded, step=1, radius=8, rings=1, histograms=3, orientations=8), repeat), 5)
+    out["skimage_backend_speedup"] = round(out["skimage_daisy_function_s"] / out["skimage_s"], 2)
     return out
 
 
@@ -154,17 +168,17 @@ def selector_scores(model, table, n_candidates, search=None, distance=None):
 
 
 def time_files(model, items, work):
-    """Seconds per file of `colorize_file` (read, colorize, write PNG), model already loaded.
+    """Seconds per file of `deepcolor colorize`'s in-process path (read, colorize, write PNG), model loaded.
 
     The inputs are the test set's grey images written as 8-bit grey PNGs
     beforehand (not timed).
     """
-    from deepcolor.colorize import colorize_file
+    from deepcolor.colorize import colorize_batch
 
     times = []
     for p in write_grey_inputs(items, Path(work) / "grey"):
         t = time.perf_counter()
-        out = colorize_file(model, p, Path(work) / "files" / f"{p.stem}.png", overwrite=True)
+        (out,) = colorize_batch(model, None, [(p, Path(work) / "files" / f"{p.stem}.png")], overwrite=True, quiet=True)
         times.append(time.perf_counter() - t)
         if out.status != "done":
             raise RuntimeError(out.message)
@@ -312,12 +326,12 @@ def bench_parsing(msrc_root, teacher_path, parser_spec, test_items, threads=2):
 _LARGE_CHILD = r"""
 import json, sys, time
 import numpy as np
-from deepcolor.colorize import colorize_file, colorize_luma
+from deepcolor.colorize import colorize_batch, colorize_luma
 from deepcolor.ensemble import Model
 model = Model.load(sys.argv[1])
 colorize_luma(model, np.full((64, 64), 0.5, np.float32))  # start-up: first-call initialisation
 t = time.perf_counter()
-out = colorize_file(model, sys.argv[2], sys.argv[3], overwrite=True)
+(out,) = colorize_batch(model, sys.argv[1], [(sys.argv[2], sys.argv[3])], overwrite=True, quiet=True)
 sec = time.perf_counter() - t
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent across fork+exec
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
@@ -394,10 +408,19 @@ def bench_folder(model_dir, grey_dir, out_dir, jobs, backend="loky"):
             "sum_file_s": round(sum(r["seconds"] for r in done), 2)}
 
 
-def bench_speed(model, model_dir, items, test_paths, work, jobs, in_memory_times=None):
-    """The `speed` section: per-image times, large photos, and a whole folder here and on dask."""
-    if in_memory_times is None:
+def bench_speed(model, model_dir, items, test_paths, work, jobs):
+    """The `speed` section: per-image times, large photos, and a whole folder here and on dask.
+
+    Torch runs on one thread, as `deepcolor colorize` runs it (`colorize._in_process`).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
         _, in_memory_times = score_model(model, items)
+    finally:
+        torch.set_num_threads(before)
     grey_dir = Path(work) / "grey"
     write_grey_inputs(items, grey_dir)
     local = bench_folder(model_dir, grey_dir, Path(work) / "folder-loky", jobs)
@@ -519,9 +542,8 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        model, times = None, None
         if "quality" in args.sections:
-            model, times = bench_quality(report, args, data, refs, items, work, fcfg, tcfg, rcfg, ccfg)
+            model, _ = bench_quality(report, args, data, refs, items, work, fcfg, tcfg, rcfg, ccfg)
             model_dir = Path(work) / "model"
         else:
             from deepcolor.cli import DEFAULT_MODEL
@@ -541,7 +563,7 @@ def main(argv=None):
         else:
             report["parsing"] = f"skipped: {msrc} not found"
         if "speed" in args.sections:
-            report["speed"] = bench_speed(model, model_dir, items, test_paths, work, args.jobs, times)
+            report["speed"] = bench_speed(model, model_dir, items, test_paths, work, args.jobs)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

@@ -227,6 +227,24 @@ def _worker_colorize(model_dir, src, dst, overwrite, max_pixels):
     return colorize_file(_WORKER_MODELS[key], src, dst, overwrite, max_pixels)
 
 
+def _in_process(model, pairs, overwrite, max_pixels):
+    """Colorize the pairs here, torch on one thread (OpenCV keeps its threads).
+
+    The networks and the parser are small: on 2 cores a second torch thread
+    made them slower, not faster (prediction 75-92 ms per 481x321 image with two
+    threads against 37-61 ms with one, three alternating runs, docs/DESIGN.md).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for s, d in pairs:
+            yield colorize_file(model, s, d, overwrite, max_pixels)
+    finally:
+        torch.set_num_threads(before)
+
+
 def colorize_batch(model, model_dir, pairs, jobs=1, overwrite=False, quiet=False, max_pixels=MAX_PIXELS):
     """Colorize (input, output) pairs; yields an Outcome per pair as each finishes.
 
@@ -236,7 +254,7 @@ def colorize_batch(model, model_dir, pairs, jobs=1, overwrite=False, quiet=False
     """
     bar = progress_bar(total=len(pairs), desc="colorize", unit="img", quiet=quiet)
     if jobs == 1 and not using_dask():
-        results = (colorize_file(model, s, d, overwrite, max_pixels) for s, d in pairs)
+        results = _in_process(model, pairs, overwrite, max_pixels)
     else:
         results = run(_worker_colorize, ((model_dir, s, d, overwrite, max_pixels) for s, d in pairs), jobs,
                       ordered=False)

@@ -208,7 +208,9 @@ class Model:
         files, nets = {}, []
         for i, net in enumerate(self.networks):
             state = {k: v.contiguous() for k, v in net.state_dict().items() if k not in ("mean", "std")}
-            weights = st_save(state, metadata={"format": FORMAT, "deepcolor": __version__})
+            # one metadata key: safetensors writes a map of several in a random order, and
+            # the same network must give the same bytes (and checksum) every time
+            weights = st_save(state, metadata={"format": f"{FORMAT} {__version__}"})
             buf = io.BytesIO()
             np.savez(buf, mean=net.mean.numpy(), std=net.std.numpy())
             norm = buf.getvalue()

@@ -231,7 +231,7 @@ class StudentParser:
 
         out_dir = Path(out_dir)
         state = {k: v.contiguous() for k, v in self.net.state_dict().items()}
-        weights = st_save(state, metadata={"format": PARSER_FORMAT, "deepcolor": __version__})
+        weights = st_save(state, metadata={"format": f"{PARSER_FORMAT} {__version__}"})  # one key: same bytes
         atomic_write_bytes(out_dir / PARSER_WEIGHTS, weights)
         manifest = {"format": PARSER_FORMAT, "format_version": PARSER_FORMAT_VERSION,
                     "versions": versions(), "class_names": list(self.class_names),

@@ -3,7 +3,8 @@
 The paper uses DAISY (Tola et al. 2010) without giving its parameters; secondary
 sources give 32 values, which is one ring of three histograms of eight
 orientations plus the centre histogram: (1 * 3 + 1) * 8 = 32. Two backends
-compute it: scikit-image's ``skimage.feature.daisy`` and OpenCV's
+compute it: scikit-image's definition (``skimage.feature.daisy``, computed here
+by a vectorised equivalent on OpenCV's Gaussian blur) and OpenCV's
 ``cv2.xfeatures2d.DAISY_create``; docs/DESIGN.md gives the measured comparison
 that chose the default.
 """
@@ -86,12 +87,60 @@ def daisy_features(gray, radius=8, rings=1, histograms=3, orientations=8, backen
 
 
 def _daisy_skimage(gray, radius, rings, histograms, orientations, normalization):
-    from skimage.feature import daisy
+    """scikit-image's DAISY (``skimage.feature.daisy``, step 1) of the reflect-padded image.
 
-    padded = np.pad(gray.astype(np.float32, copy=False), radius, mode="reflect")
-    desc = daisy(padded, step=1, radius=radius, rings=rings, histograms=histograms,
-                 orientations=orientations, normalization=normalization)  # (H, W, D) float64
-    return desc.astype(np.float32)
+    The same computation as scikit-image's, vectorised and on OpenCV: forward
+    differences, orientation weights ``exp(kappa cos(theta - o)) |grad|``,
+    Gaussian smoothing with scipy's kernel (truncated at ``int(4 sigma + 0.5)``,
+    'reflect' border = OpenCV's BORDER_REFLECT) over all orientations at once
+    and once per distinct sigma (scikit-image smooths the centre and the first
+    ring with the same sigma twice), the ring samples, the normalisation. It
+    equals ``skimage.feature.daisy`` to float32 rounding (tests/test_features.py),
+    in a fraction of its time (docs/DESIGN.md; `make bench`, section ``daisy``).
+    """
+    import cv2
+
+    image = np.pad(gray.astype(np.float32, copy=False), radius, mode="reflect")  # (H + 2r, W + 2r)
+    dx = np.zeros_like(image)
+    dy = np.zeros_like(image)
+    dx[:, :-1] = np.diff(image, axis=1)
+    dy[:-1, :] = np.diff(image, axis=0)
+    magnitude = np.sqrt(dx * dx + dy * dy)
+    theta = np.arctan2(dy, dx)
+    kappa = orientations / np.pi
+    angles = np.array([2 * o * np.pi / orientations - np.pi for o in range(orientations)], np.float32)
+    hist = np.exp(kappa * np.cos(theta[..., None] - angles)) * magnitude[..., None]  # (H', W', O)
+    hist = hist.astype(np.float32, copy=False)
+
+    sigmas = [radius * (i + 1) / float(2 * rings) for i in range(rings)]
+    sigmas = [sigmas[0]] + sigmas  # the centre's, then each ring's
+    smoothed = {}
+    for sigma in sigmas:
+        if sigma not in smoothed:
+            half = int(4.0 * sigma + 0.5)
+            smoothed[sigma] = cv2.GaussianBlur(hist, (2 * half + 1, 2 * half + 1), sigmaX=sigma, sigmaY=sigma,
+                                               borderType=cv2.BORDER_REFLECT).reshape(hist.shape)
+    height, width = gray.shape
+    parts = [smoothed[sigmas[0]][radius:radius + height, radius:radius + width]]
+    ring_radii = [radius * (i + 1) / float(rings) for i in range(rings)]
+    for i in range(rings):
+        for j in range(histograms):
+            angle = 2 * np.pi * j / histograms
+            y0 = radius + int(round(ring_radii[i] * np.sin(angle)))
+            x0 = radius + int(round(ring_radii[i] * np.cos(angle)))
+            parts.append(smoothed[sigmas[i + 1]][y0:y0 + height, x0:x0 + width])
+    desc = np.concatenate(parts, axis=-1)  # (H, W, D)
+    if normalization == "off":
+        return desc
+    desc += np.float32(1e-10)
+    if normalization == "l1":
+        desc /= desc.sum(axis=-1, keepdims=True)
+    elif normalization == "l2":
+        desc /= np.sqrt((desc * desc).sum(axis=-1, keepdims=True))
+    else:  # "daisy": each histogram to unit L2 norm
+        blocks = desc.reshape(height, width, -1, orientations)
+        blocks /= np.sqrt((blocks * blocks).sum(axis=-1, keepdims=True))
+    return desc
 
 
 def _daisy_opencv(gray, radius, rings, histograms, orientations, normalization):

@@ -148,6 +148,21 @@ def test_daisy_features_unit(rng, tol, dtype, shape, radius):
     np.testing.assert_allclose(interior, expected, **tol(np.float32))
 
 
+@pytest.mark.parametrize("normalization", ["l1", "l2", "daisy", "off"])
+@pytest.mark.parametrize("shape, radius, rings, histograms, orientations",
+                         [((40, 52), 5, 1, 3, 8), ((33, 29), 4, 2, 4, 6), ((20, 24), 3, 3, 2, 4)])
+def test_daisy_features_skimage_backend_equals_skimage_everywhere(rng, normalization, shape, radius, rings,
+                                                                  histograms, orientations):
+    """The vectorised backend is scikit-image's DAISY of the reflect-padded image, at every pixel."""
+    gray = _gray(rng, shape, np.float32)
+    out = daisy_features(gray, radius=radius, rings=rings, histograms=histograms, orientations=orientations,
+                         backend="skimage", normalization=normalization)
+    ref = daisy(np.pad(gray, radius, mode="reflect"), step=1, radius=radius, rings=rings, histograms=histograms,
+                orientations=orientations, normalization=normalization)
+    assert out.shape == ref.shape == shape + ((rings * histograms + 1) * orientations,)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("backend", ["skimage", "opencv"])
 def test_daisy_features_invariant_normalisation(rng, backend):
     # normalization='l1' (the default) makes each whole descriptor sum to 1 (not each

@@ -505,6 +505,15 @@ def test_model_roundtrip(tiny_features_dir, tmp_path, rng):
     assert loaded.info["history"]["val_mse"] == model.info["history"]["val_mse"]
 
 
+def test_model_save_same_bytes_every_time(model_copy, tmp_path):
+    """Saving one model twice gives byte-identical files: checksums reproduce."""
+    model = Model.load(model_copy)
+    for name in ("a", "b"):
+        model.save(tmp_path / name)
+    for path in sorted((tmp_path / "a").iterdir()):
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+
+
 def test_model_no_pickle(model_copy):
     import hashlib
 

@@ -60,6 +60,7 @@ def corpus(tmp_path, tiny_scene):
     (src / "empty.png").write_bytes(b"")
     (src / "notes.jpg").write_text("not a picture\n")
     _huge_png(src / "bomb.png", 100_000, 100_000)
+    _huge_png(src / "zero_by_zero.png", 0, 0)  # a header that declares no pixels
     _save(src / "one.png", np.full((1, 1), 90, np.uint8))
     os.symlink("loop.png", src / "loop.png")  # a symlink to itself
     os.symlink("missing.png", src / "dangling.png")
@@ -70,6 +71,7 @@ def corpus(tmp_path, tiny_scene):
         "notes.jpg": "not an image file that Pillow can read",
         "bomb.png": "image of 100000 x 100000 = 10,000,000,000 pixels exceeds the limit of 200,000,000 pixels",
         "one.png": "image of shape (1, 1) is too small",
+        "zero_by_zero.png": "not an image file that Pillow can read",
         "loop.png": "cannot resolve the path",
         "dangling.png": "no such file",
     }
@@ -188,3 +190,24 @@ def test_colorize_killed_at_random_points_then_rerun(tmp_path, tiny_scene, tiny_
     records = cli.read_records(out / cli.COLORIZE_LOG)  # lines cut by a kill are skipped
     done = {os.path.basename(r["source"]) for r in records if r["status"] == "done"}
     assert done == {f"p{i:02d}.png" for i in range(12)}
+
+
+def test_colorize_record_has_every_file_of_every_run(run, tmp_path, tiny_scene, tiny_model_dir):
+    src = tmp_path / "in"
+    _save(src / "a.png", rgb_to_gray_u8(tiny_scene(40, 36, 740)))
+    _save(src / "b.jpg", rgb_to_gray_u8(tiny_scene(40, 36, 741)))
+    (src / "c.png").write_bytes(b"")
+    out = tmp_path / "out"
+    assert run("colorize", src, out, "--model", tiny_model_dir, "-q")[0] == 1
+    with open(out / cli.COLORIZE_LOG, "ab") as fh:  # a line cut short, as a kill leaves it
+        fh.write(b'{"time": "2026-')
+    assert run("colorize", src, out, "--model", tiny_model_dir, "-q", "--format", "keep")[0] == 1
+    records = cli.read_records(out / cli.COLORIZE_LOG)
+    status = [(os.path.basename(r["source"]), os.path.basename(r["output"]), r["status"]) for r in records]
+    assert sorted(status[:3]) == [("a.png", "a.png", "done"), ("b.jpg", "b.png", "done"), ("c.png", "c.png", "failed")]
+    # the second run keeps formats: b.jpg -> b.jpg is new, a.png exists and is skipped
+    assert sorted(status[3:]) == [("a.png", "a.png", "skipped"), ("b.jpg", "b.jpg", "done"),
+                                  ("c.png", "c.png", "failed")]
+    assert all(set(r) >= {"time", "source", "output", "status", "message", "seconds", "cluster"} for r in records)
+    with Image.open(out / "b.jpg") as img:
+        assert img.format == "JPEG"
