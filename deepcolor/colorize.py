@@ -68,17 +68,24 @@ def compose(y, uv_work, dtype=np.uint8):
     """RGB (H, W, 3) of `dtype` (uint8 or uint16): full-resolution Y (H, W) with the working-size U, V upsampled.
 
     U, V are upsampled bilinearly (docs/DESIGN.md: guided upsampling measured
-    no better) and combined with Y in strips of `STRIP_ROWS` rows, so that the
-    float32 temporaries stay small for any image size.
+    no better for its cost) and combined with Y in strips of `STRIP_ROWS` rows:
+    the horizontal pass of the bilinear interpolation is done once at the
+    working height, the vertical one per strip, so no full-resolution U, V
+    array is ever made and the float32 temporaries stay small at any size.
     """
-    uv = resize_to(uv_work, y.shape, interpolation=cv2.INTER_LINEAR)  # (H, W, 2)
+    y = np.asarray(y, np.float32)
+    height, width = y.shape
+    uv_rows = resize_to(uv_work, (uv_work.shape[0], width), interpolation=cv2.INTER_LINEAR)  # (h, W, 2)
+    below, above, weight = _linear_taps(uv_work.shape[0], height)
     out = np.empty(y.shape + (3,), dtype)
 
     def strip(r):
         rows = slice(r, r + STRIP_ROWS)
-        out[rows] = to_integer(combine_luma_chroma(y[rows], uv[rows]), dtype)
+        w = weight[rows, None, None]
+        uv = uv_rows[below[rows]] * (1 - w) + uv_rows[above[rows]] * w  # (rows, W, 2)
+        out[rows] = to_integer(combine_luma_chroma(y[rows], uv), dtype)
 
-    starts = range(0, y.shape[0], STRIP_ROWS)
+    starts = range(0, height, STRIP_ROWS)
     threads = min(len(starts), cv2.getNumThreads())
     if threads > 1:  # OpenCV and numpy release the GIL: strips run in parallel
         with ThreadPoolExecutor(threads) as pool:
@@ -87,6 +94,23 @@ def compose(y, uv_work, dtype=np.uint8):
         for r in starts:
             strip(r)
     return out
+
+
+def _linear_taps(n_in, n_out):
+    """Source rows and weights of OpenCV's bilinear resize from `n_in` to `n_out` rows.
+
+    Output row i samples ``(i + 0.5) n_in / n_out - 0.5``, clamped to the
+    first and last rows (as ``cv2.resize`` with ``INTER_LINEAR``).
+    Returns (below, above, weight of `above`), each (n_out,).
+    """
+    pos = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    below = np.floor(pos).astype(np.intp)
+    weight = (pos - below).astype(np.float32)
+    low, high = below < 0, below >= n_in - 1
+    weight[low | high] = 0.0
+    below = np.clip(below, 0, n_in - 1)
+    above = np.minimum(below + 1, n_in - 1)
+    return below, above, weight
 
 
 def colorize_luma(model, y, dtype=np.uint8):
