@@ -424,6 +424,10 @@ def bench_speed(model, model_dir, items, test_paths, work, jobs):
     grey_dir = Path(work) / "grey"
     write_grey_inputs(items, grey_dir)
     local = bench_folder(model_dir, grey_dir, Path(work) / "folder-loky", jobs)
+    from deepcolor.evaluate import evaluate_dirs
+
+    scores = evaluate_dirs(Path(test_paths[0]).parent, Path(work) / "folder-loky").summary
+    local["psnr_mean"], local["psnr_median"] = round(scores["psnr_mean"], 3), round(scores["psnr_median"], 3)
     try:
         dask = bench_folder(model_dir, grey_dir, Path(work) / "folder-dask", jobs, backend="dask")
         dask["wall_over_local"] = round(dask["wall_s"] / local["wall_s"], 3)
