@@ -83,7 +83,6 @@ FORMATS = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "webp": ".webp", "bmp": 
 
 def cmd_colorize(args):
     from deepcolor.colorize import Outcome, colorize_batch, plan_outputs
-    from deepcolor.ensemble import Model
 
     model_dir = Path(args.model) if args.model else DEFAULT_MODEL
     if not args.model and not (model_dir / "manifest.json").exists():
@@ -91,7 +90,15 @@ def cmd_colorize(args):
                            "train one with 'deepcolor features' and 'deepcolor train'")
     if args.max_pixels < 0:
         raise CommandError(f"--max-pixels must be 0 (no limit) or positive, got {args.max_pixels}")
-    model = Model.load(model_dir)
+    if args.jobs == 1 and args.backend == "loky":
+        from deepcolor.ensemble import Model
+
+        model = Model.load(model_dir)
+    else:  # the workers load it; here only its files are checked, without importing torch (2.6 s)
+        from deepcolor.modelfiles import FORMAT, FORMAT_VERSION, read_verified
+
+        read_verified(model_dir, FORMAT, FORMAT_VERSION, "model")
+        model = None
     pairs, problems = plan_outputs(args.input, args.output, FORMATS[args.format])
     record_path = colorize_log_path(args.input, args.output)
     end_partial_line(record_path)
@@ -338,8 +345,8 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)  # --help and --version end here, before torch is imported
-    from deepcolor.ensemble import ModelError
     from deepcolor.io import ImageError
+    from deepcolor.modelfiles import ModelError  # torch-free: deepcolor.ensemble imports torch
 
     _setup_logging(args.verbose, args.quiet)
     if getattr(args, "jobs", 1) == 0:

@@ -18,7 +18,6 @@ Loading verifies every file (and the cluster table) against the manifest's
 sha256 and rejects a mismatch.
 """
 
-import hashlib
 import io
 import json
 import platform
@@ -32,16 +31,8 @@ from safetensors.torch import save as st_save
 from deepcolor import __version__
 from deepcolor.config import ClusterConfig, FeatureConfig, RefineConfig, TrainConfig
 from deepcolor.io import atomic_write_bytes, atomic_write_text
+from deepcolor.modelfiles import FORMAT, FORMAT_VERSION, MANIFEST, ModelError, _sha, read_verified  # noqa: F401
 from deepcolor.networks import ChromaNet, predict
-
-FORMAT = "deepcolor-model"
-FORMAT_VERSION = 2  # 2: clusters of the ensemble
-MANIFEST = "manifest.json"
-
-
-class ModelError(Exception):
-    """A model directory that cannot be used; the message names the file and the problem."""
-
 
 def versions():
     import cv2
@@ -51,10 +42,6 @@ def versions():
     return {"deepcolor": __version__, "python": platform.python_version(), "numpy": np.__version__,
             "torch": torch.__version__, "opencv": cv2.__version__, "scikit-image": skimage.__version__,
             "scikit-learn": sklearn.__version__}
-
-
-def _sha(data):
-    return hashlib.sha256(data).hexdigest()
 
 
 def cluster_table(clusters, nets):
@@ -67,62 +54,6 @@ def cluster_table(clusters, nets):
 
 def _table_sha(table):
     return _sha(json.dumps(table, sort_keys=True).encode())
-
-
-def read_verified(model_dir, fmt, version, what):
-    """A model-like directory's manifest and the bytes of every file it lists, checksums verified.
-
-    Parameters
-    ----------
-    model_dir : Path
-        Holds ``manifest.json`` with ``format``, ``format_version`` and
-        ``files`` (file name -> sha256).
-    fmt, version : str, int
-        The expected format and version.
-    what : str
-        What the directory is, for messages ("model", "parser").
-
-    Returns
-    -------
-    manifest : dict
-    blobs : dict of file name -> bytes
-
-    Raises
-    ------
-    ModelError
-        Naming the file and the problem: missing, unreadable, another format
-        or version, or a file whose sha256 differs from the manifest's.
-    """
-    model_dir = Path(model_dir)
-    mpath = model_dir / MANIFEST
-    if not model_dir.is_dir():
-        raise ModelError(f"{model_dir}: no such {what} directory")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except FileNotFoundError:
-        raise ModelError(f"{mpath}: missing; {model_dir} is not a deepcolor {what} directory") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{mpath}: unreadable {what} manifest ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise ModelError(f"{mpath}: not a deepcolor {what} manifest (a JSON {type(manifest).__name__})")
-    if manifest.get("format") != fmt:
-        raise ModelError(f"{mpath}: not a deepcolor {what} manifest (format={manifest.get('format')!r})")
-    if manifest.get("format_version") != version:
-        raise ModelError(f"{mpath}: {what} format version {manifest.get('format_version')!r}, "
-                         f"this deepcolor reads version {version}")
-    if not isinstance(manifest.get("files"), dict):
-        raise ModelError(f"{mpath}: {what} manifest without a table of files and checksums")
-    blobs = {}
-    for name, sha in manifest["files"].items():
-        path = model_dir / name
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ModelError(f"{path}: cannot read {what} file ({exc.strerror or exc})") from None
-        if _sha(data) != sha:
-            raise ModelError(f"{path}: checksum mismatch (sha256 differs from {mpath}); the {what} is corrupt")
-        blobs[name] = data
-    return manifest, blobs
 
 
 class Model:

@@ -211,3 +211,18 @@ def test_colorize_record_has_every_file_of_every_run(run, tmp_path, tiny_scene, 
     assert all(set(r) >= {"time", "source", "output", "status", "message", "seconds", "cluster"} for r in records)
     with Image.open(out / "b.jpg") as img:
         assert img.format == "JPEG"
+
+
+def test_colorize_parallel_exception_corrupt_model(run, tmp_path, tiny_scene, tiny_model_dir):
+    """With --jobs 2 the model is checked before any worker starts: one message, exit status 2, no output."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    weights = model / "net-000.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    src = _save(tmp_path / "in" / "a.png", rgb_to_gray_u8(tiny_scene(40, 36, 750)))
+    rc, _, err = run("colorize", src.parent, tmp_path / "out", "--model", model, "--jobs", "2")
+    assert rc == 2
+    assert f"ERROR: {weights}: checksum mismatch" in err
+    assert not (tmp_path / "out" / "a.png").exists()
