@@ -466,6 +466,23 @@ def test_cli_colorize_exception_corrupt_model(run, tmp_path, tiny_model_dir, gre
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_colorize_bundled_default_model(run, tmp_path):
+    """Without --model the bundled ensemble colorizes, and beats the grey input on a sample photo."""
+    import skimage.data
+
+    truth = skimage.data.coffee()  # a colour photo shipped with scikit-image, not a reference of the model
+    grey = _save(tmp_path / "in" / "coffee.png", rgb_to_gray_u8(truth))
+    manifest = json.loads((cli.DEFAULT_MODEL / "manifest.json").read_text())
+    assert len(manifest["clusters"]) > 1  # the ensemble, not a single network
+    assert sum(p.stat().st_size for p in cli.DEFAULT_MODEL.parent.rglob("*") if p.is_file()) <= 10 * 2**20
+    rc, _, err = run("colorize", grey, tmp_path / "out", "-q")
+    assert rc == 0, err
+    out = np.asarray(Image.open(tmp_path / "out" / "coffee.png"))
+    assert out.shape == truth.shape
+    assert np.abs(rgb_to_gray_u8(out).astype(int) - rgb_to_gray_u8(truth)).max() <= 1  # luminance kept
+    assert _psnr(truth, out) > _psnr(truth, np.repeat(rgb_to_gray_u8(truth)[..., None], 3, axis=2))
+
+
 def test_cli_colorize_exception_no_default_model(run, tmp_path, grey_dir, monkeypatch):
     monkeypatch.setattr(cli, "DEFAULT_MODEL", tmp_path / "no-bundled-model")
     rc, _, err = run("colorize", grey_dir, tmp_path / "out")
