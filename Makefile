@@ -16,6 +16,7 @@ BACKEND ?= loky
 SCHEDULER ?=
 SEED ?= 0
 BENCH_OUT ?= work/bench.json
+REPORT_OUT ?= work/report
 # The grey-image parser (issue 3): distilled from the ADE20K teacher on colour photos.
 TEACHER ?= $(DATA)/models/deeplabv3_mobilenetv2_ade20k.tflite
 PARSER_PHOTOS ?= $(DATA)/bsds500/train $(DATA)/bsds500/val $(DATA)/intel_scenes/train
@@ -24,7 +25,7 @@ PARSER ?= deepcolor/models/parser
 DEFAULT_MODEL ?= deepcolor/models/default
 
 .DEFAULT_GOAL := help
-.PHONY: help install parser default-model features train-clusters colorize evaluate bench demo test clean
+.PHONY: help install parser default-model features train-clusters colorize evaluate bench report demo test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -61,6 +62,9 @@ evaluate: install ## PSNR, SSIM, colourfulness of OUT against TRUTH (written to 
 
 bench: install ## measure quality and speed on BSDS500 (DATA); JSON on stdout and in BENCH_OUT
 	$(BIN)/python -m deepcolor.bench --data $(DATA) --jobs $(JOBS) --out $(BENCH_OUT)
+
+report: install ## the paper's ablation and the baselines trained on REFS, scored on IN: REPORT_OUT/report.html
+	$(BIN)/deepcolor report $(REFS) --test $(IN) --out $(REPORT_OUT) --jobs $(JOBS) --seed $(SEED)
 
 demo: install ## colorize sample photos shipped with scikit-image/scikit-learn with the bundled model, print PSNR
 	$(BIN)/python -m deepcolor.demo --work work/demo

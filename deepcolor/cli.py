@@ -90,10 +90,13 @@ def cmd_colorize(args):
                            "train one with 'deepcolor features' and 'deepcolor train'")
     if args.max_pixels < 0:
         raise CommandError(f"--max-pixels must be 0 (no limit) or positive, got {args.max_pixels}")
-    if args.jobs == 1 and args.backend == "loky":
-        from deepcolor.ensemble import Model
+    if args.method != "deepcolor" and not args.model:
+        raise CommandError(f"--method {args.method} needs --model: the folder of a trained {args.method} baseline "
+                           f"(deepcolor report saves them in OUT/work/baselines)")
+    if args.jobs == 1 and args.backend == "loky" or args.method != "deepcolor":
+        from deepcolor.colorize import load_colorizer
 
-        model = Model.load(model_dir)
+        model = load_colorizer(model_dir, args.method)
     else:  # the workers load it; here only its files are checked, without importing torch (2.6 s)
         from deepcolor.modelfiles import FORMAT, FORMAT_VERSION, read_verified
 
@@ -111,7 +114,7 @@ def cmd_colorize(args):
     counts = {"done": 0, "skipped": 0, "failed": len(problems)}
     with _backend(args, len(pairs)):
         for outcome in colorize_batch(model, model_dir, pairs, args.jobs, args.overwrite, args.quiet,
-                                      args.max_pixels or None):
+                                      args.max_pixels or None, args.method):
             counts[outcome.status] += 1
             if outcome.status == "failed":
                 log.error("%s", outcome.message)
@@ -202,6 +205,22 @@ def cmd_evaluate(args):
         log.error("%s", failure)
     print(json.dumps(result.summary, indent=1, default=str))
     return 1 if result.failures else 0
+
+
+def cmd_report(args):
+    from deepcolor.report import run_report
+
+    summary = run_report(args.ref_dirs, args.test, args.out, baselines=args.baselines, limit=args.limit,
+                         jobs=args.jobs, seed=args.seed, baseline_epochs=args.baseline_epochs,
+                         baseline_images=args.baseline_images, scene_labels=args.scene_labels,
+                         configs=_configs(args) if args.config else None, quiet=args.quiet)
+    width = max(len(r["method"]) for r in summary)
+    print(f"{'method':{width}}  PSNR mean  median   SSIM  CF gap  train s  s/img")
+    for r in summary:
+        print(f"{r['method']:{width}}  {r['psnr_mean']:9.2f}  {r['psnr_median']:6.2f}  {r['ssim_mean']:5.3f}  "
+              f"{r['cf_gap_mean']:6.1f}  {r['train_s']:7.0f}  {r['seconds_per_image']:5.3f}")
+    print(f"report: {Path(args.out) / 'report.html'}", file=sys.stderr)
+    return 0
 
 
 def cmd_parser_targets(args):
@@ -298,6 +317,10 @@ def build_parser():
     p.add_argument("input", metavar="IN", help="an image file or a folder (searched recursively)")
     p.add_argument("output", metavar="OUT", help="output folder (the input tree is mirrored), or a file")
     p.add_argument("--model", metavar="MODEL_DIR", help="trained model (default: the bundled one)")
+    from deepcolor.colorize import METHODS
+
+    p.add_argument("--method", choices=METHODS, default="deepcolor",
+                   help="deepcolor (default), or a baseline trained by deepcolor report (with --model)")
     p.add_argument("--format", choices=tuple(FORMATS), default="png",
                    help="output format (default png: lossless, 16-bit and alpha kept); keep: each input's own")
     from deepcolor.io import MAX_PIXELS  # numpy only: --help stays fast
@@ -314,6 +337,25 @@ def build_parser():
     p.add_argument("--out", metavar="DIR", help="write metrics.csv and summary.json here")
     p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", parents=[common], help="the ablation and the baselines on one split: "
+                       "HTML report, CSV, JSON")
+    p.add_argument("ref_dirs", nargs="+", metavar="REF_DIR", help="colour reference photos (recursive)")
+    p.add_argument("--test", required=True, metavar="DIR", help="colour test photos (their grey versions are "
+                   "colorized)")
+    p.add_argument("--out", required=True, metavar="DIR", help="report.html, summary.csv/json, per_image.csv")
+    p.add_argument("--baselines", nargs="*", metavar="NAME", help="baselines to compare (default: all; none: "
+                   "give the option alone)")
+    p.add_argument("--baseline-epochs", type=int, metavar="N", help="epochs of every baseline (default: each "
+                   "one's own)")
+    p.add_argument("--baseline-images", type=int, metavar="N", help="train the baselines on a seeded subset "
+                   "of N references (default: all)")
+    p.add_argument("--scene-labels", action="store_true", help="the references' folder names are scene "
+                   "categories (Intel scenes): Iizuka et al.'s classification loss uses them")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N test photos")
+    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_report)
 
     from deepcolor.features.semantic import CLASS_SETS  # numpy only: --help stays fast
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deepcolor.color import combine_luma_chroma, to_integer
+from deepcolor.color import combine_luma_chroma, rgb_to_yuv, to_integer
 from deepcolor.core import is_colour, luminance, resize_to, working_shape
 from deepcolor.features import compute_features
 from deepcolor.io import IMAGE_EXTENSIONS, MAX_PIXELS, ImageError, find_images, read_picture, write_picture
@@ -132,10 +132,42 @@ def colorize_luma(model, y, dtype=np.uint8):
 
 
 def colorize_luma_record(model, y, dtype=np.uint8):
-    """`colorize_luma`, and the ensemble's cluster record (None for a single network)."""
+    """`colorize_luma`, and the ensemble's cluster record (None for a single network or a baseline).
+
+    `model` is a `deepcolor.ensemble.Model` or a baseline of `deepcolor.baselines`
+    (`load_colorizer`); a baseline's chrominance is put under `y` as deepcolor's
+    is, so its output keeps the input's luminance and bit depth too.
+    """
     y = np.asarray(y, dtype=np.float32)
+    if not hasattr(model, "choose_network"):  # a baseline: its 8-bit RGB's chroma under the full-precision Y
+        uv = rgb_to_yuv(model.colorize(y))[..., 1:]
+        return compose(y, uv, dtype), None
     uv, record = predict_chroma(model, working_luma(model, y))
     return compose(y, uv, dtype), record
+
+
+METHODS = ("deepcolor", "autoencoder", "unet-regression", "unet-classification", "palette", "iizuka")
+
+
+def load_colorizer(model_dir, method="deepcolor"):
+    """The model in `model_dir`: a deepcolor `Model`, or the baseline `method` (`deepcolor.baselines`).
+
+    Raises
+    ------
+    ModelError
+        A broken model directory, or one that holds another method than `method`.
+    """
+    if method == "deepcolor":
+        from deepcolor.ensemble import Model
+
+        return Model.load(model_dir)
+    from deepcolor.baselines.common import Baseline
+    from deepcolor.modelfiles import ModelError
+
+    baseline = Baseline.load(model_dir)
+    if baseline.name != method:
+        raise ModelError(f"{model_dir}: holds the {baseline.name!r} baseline, not {method!r}")
+    return baseline
 
 
 @dataclass
@@ -237,17 +269,15 @@ def plan_outputs(src, dst, suffix=".png"):
 _WORKER_MODELS = {}
 
 
-def _worker_colorize(model_dir, src, dst, overwrite, max_pixels):
+def _worker_colorize(model_dir, src, dst, overwrite, max_pixels, method="deepcolor"):
     """Worker-side task: the model is loaded once per worker process and cached."""
     import torch
 
-    from deepcolor.ensemble import Model
-
-    key = str(Path(model_dir).resolve())
+    key = (str(Path(model_dir).resolve()), method)
     if key not in _WORKER_MODELS:
         torch.set_num_threads(1)  # one thread per worker process: the workers share the cores
         cv2.setNumThreads(1)
-        _WORKER_MODELS[key] = Model.load(model_dir)
+        _WORKER_MODELS[key] = load_colorizer(model_dir, method)
     return colorize_file(_WORKER_MODELS[key], src, dst, overwrite, max_pixels)
 
 
@@ -269,7 +299,8 @@ def _in_process(model, pairs, overwrite, max_pixels):
         torch.set_num_threads(before)
 
 
-def colorize_batch(model, model_dir, pairs, jobs=1, overwrite=False, quiet=False, max_pixels=MAX_PIXELS):
+def colorize_batch(model, model_dir, pairs, jobs=1, overwrite=False, quiet=False, max_pixels=MAX_PIXELS,
+                   method="deepcolor"):
     """Colorize (input, output) pairs; yields an Outcome per pair as each finishes.
 
     With ``jobs == 1`` (and no dask backend active) `model` works in this
@@ -280,7 +311,7 @@ def colorize_batch(model, model_dir, pairs, jobs=1, overwrite=False, quiet=False
     if jobs == 1 and not using_dask():
         results = _in_process(model, pairs, overwrite, max_pixels)
     else:
-        results = run(_worker_colorize, ((model_dir, s, d, overwrite, max_pixels) for s, d in pairs), jobs,
+        results = run(_worker_colorize, ((model_dir, s, d, overwrite, max_pixels, method) for s, d in pairs), jobs,
                       ordered=False)
     try:
         for outcome in results:

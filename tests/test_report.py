@@ -1,0 +1,132 @@
+"""Tests for `deepcolor report` on a tiny split: every method scored, the report written and self-contained."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepcolor import report
+from deepcolor.color import rgb_to_gray_u8
+
+
+@pytest.fixture
+def split(tmp_path, tiny_refs, tiny_scene):
+    refs = tmp_path / "refs"
+    tiny_refs(refs)
+    test = tmp_path / "test"
+    test.mkdir()
+    for i in range(3):
+        Image.fromarray(tiny_scene(30, 40, 900 + i)).save(test / f"t{i}.png")
+    return refs, test
+
+
+def test_run_report_deepcolor_ablation(split, tmp_path, tiny_configs, torch_one_thread):
+    refs, test = split
+    out = tmp_path / "report"
+    summary = report.run_report([refs], test, out, baselines=[], configs=tiny_configs, quiet=True)
+    names = [r["method"] for r in summary]
+    assert names == ["patch", "patch+DAISY", "patch+DAISY+semantic", "patch+DAISY, no refinement",
+                     "ensemble, nearest centre", "deepcolor"]
+    for r in summary:
+        assert r["n_images"] == 3 and np.isfinite(r["psnr_mean"]) and 0 < r["ssim_mean"] <= 1
+        assert r["train_s"] > 0 and r["seconds_per_image"] > 0
+    page = (out / "report.html").read_text()
+    assert page.count("<tr>") == 1 + len(summary)
+    assert page.count("data:image/png;base64,") >= 1 + 3 * (len(summary) + 2)  # plot + gallery rows
+    assert "http://" not in page and "https://" not in page  # self-contained
+    with open(out / "per_image.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 * len(summary) and {r["stem"] for r in rows} == {"t0", "t1", "t2"}
+    saved = json.loads((out / "summary.json").read_text())
+    assert [m["method"] for m in saved["methods"]] == names
+    with open(out / "summary.csv") as fh:
+        assert [r["method"] for r in csv.DictReader(fh)] == names
+
+
+def test_score_matches_evaluate_psnr(tiny_scene):
+    """The report's PSNR of a method is the project's psnr of its output against the truth."""
+    from deepcolor.evaluate import psnr
+
+    truth = tiny_scene(30, 40, 950)
+    y = rgb_to_gray_u8(truth).astype(np.float32) / 255
+    grey = np.repeat(rgb_to_gray_u8(truth)[..., None], 3, axis=2)
+    method = report.Method("grey", "baseline", "zero chroma", lambda _: grey, 0.0)
+    report.score(method, [("a", y, truth)], quiet=True)
+    assert method.rows[0]["psnr"] == psnr(truth, grey)
+    assert method.rows[0]["cf"] == 0.0 and method.rows[0]["cf_gap"] > 0
+
+
+def test_gallery_stems_fixed_then_best_and_worst():
+    items = [(f"s{i}", None, None) for i in range(10)]
+    rows = [{"stem": f"s{i}", "psnr": float(p)} for i, p in enumerate([5, 9, 1, 7, 3, 8, 2, 6, 4, 0])]
+    picks = report.gallery_stems(items, rows, n_fixed=3, n_extremes=2)
+    assert picks == [("fixed", "s0"), ("fixed", "s4"), ("fixed", "s9"), ("best", "s1"), ("best", "s5"),
+                     ("worst", "s9"), ("worst", "s2")]
+
+
+def test_run_report_exception_no_test_images(split, tmp_path):
+    refs, _ = split
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no test images found"):
+        report.run_report([refs], tmp_path / "empty", tmp_path / "out", baselines=[])
+
+
+def test_run_report_exception_unknown_baseline(split, tmp_path):
+    with pytest.raises(ValueError, match="unknown baseline 'nope'"):
+        report.baseline_methods([], tmp_path, ["nope"])
+
+
+def test_run_report_with_baselines(split, tmp_path, tiny_configs, torch_one_thread):
+    refs, test = split
+    out = tmp_path / "report"
+    summary = report.run_report([refs], test, out, baselines=["autoencoder", "iizuka"], baseline_epochs=1,
+                                configs=tiny_configs, quiet=True)
+    rows = {r["method"]: r for r in summary}
+    assert rows["autoencoder"]["kind"] == rows["iizuka"]["kind"] == "baseline"
+    assert rows["iizuka"]["train_s"] > 0 and np.isfinite(rows["iizuka"]["psnr_mean"])
+    assert (out / "work" / "baselines" / "iizuka" / "manifest.json").is_file()
+    assert "iizuka" in (out / "report.html").read_text()
+
+
+def test_folder_labels_from_category_folders(tmp_path):
+    paths = [tmp_path / "street" / "a.jpg", tmp_path / "forest" / "b.jpg", tmp_path / "street" / "c.jpg"]
+    label = report.folder_labels(paths)
+    assert [label(p) for p in paths] == [1, 0, 1]
+    assert label(tmp_path / "sea" / "d.jpg") is None
+
+
+# --- colorize --method ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def autoencoder_dir(tmp_path, tiny_refs, torch_one_thread):
+    from deepcolor.baselines import Autoencoder
+
+    paths = tiny_refs(tmp_path / "refs")
+    model = Autoencoder(size=32, epochs=1, seed=0).fit(paths)
+    model.save(tmp_path / "ae")
+    return tmp_path / "ae"
+
+
+def test_cli_colorize_method_baseline(run, tmp_path, tiny_scene, autoencoder_dir):
+    truth = tiny_scene(30, 40, 960)
+    src = tmp_path / "in" / "a.png"
+    src.parent.mkdir()
+    Image.fromarray(rgb_to_gray_u8(truth)).save(src)
+    rc, _, err = run("colorize", src.parent, tmp_path / "out", "--method", "autoencoder", "--model",
+                     autoencoder_dir, "-q")
+    assert rc == 0, err
+    out = np.asarray(Image.open(tmp_path / "out" / "a.png"))
+    assert out.shape == truth.shape
+    assert np.abs(rgb_to_gray_u8(out).astype(int) - rgb_to_gray_u8(truth)).max() <= 1  # luminance kept
+
+
+def test_cli_colorize_method_exception_wrong_baseline(run, tmp_path, autoencoder_dir, tiny_scene):
+    src = tmp_path / "a.png"
+    Image.fromarray(rgb_to_gray_u8(tiny_scene(30, 40, 961))).save(src)
+    rc, _, err = run("colorize", src, tmp_path / "out", "--method", "palette", "--model", autoencoder_dir)
+    assert rc == 2 and "holds the 'autoencoder' baseline, not 'palette'" in err
+    rc, _, err = run("colorize", src, tmp_path / "out", "--method", "palette")
+    assert rc == 2 and "--method palette needs --model" in err
