@@ -37,6 +37,11 @@ from deepcolor.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
+# Epochs of each baseline in the report unless --baseline-epochs is given: each about 7-8 minutes
+# on the 300 BSDS500 train+val references at 128 px on 2 cores, from the per-image training step
+# each took on one thread (autoencoder 46 ms, U-Net 140 / 230 ms, palette 120 ms, Iizuka 33 ms).
+REPORT_EPOCHS = {"autoencoder": 30, "unet-regression": 10, "unet-classification": 7, "palette": 12, "iizuka": 40}
+
 # The deepcolor method that the gallery's best and worst photos are chosen by.
 MAIN_METHOD = "deepcolor"
 SUMMARY_COLUMNS = ("method", "kind", "description", "n_images", "psnr_mean", "psnr_median", "ssim_mean",
@@ -139,7 +144,7 @@ def baseline_methods(ref_paths, work, names, seed=0, epochs=None, max_images=Non
             raise ValueError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
         cls = BASELINES[name]
         log.info("report: training baseline %s", name)
-        baseline = cls(seed=seed) if epochs is None else cls(seed=seed, epochs=epochs)
+        baseline = cls(seed=seed, epochs=epochs or REPORT_EPOCHS.get(name, 30))
         bar = progress_bar(total=baseline.epochs, desc=f"report: train {name}", unit="epoch", quiet=quiet)
         start = time.perf_counter()
         baseline.fit(ref_paths, labels=labels, progress=lambda _: bar.update(1), max_images=max_images)
