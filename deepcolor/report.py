@@ -319,6 +319,14 @@ def run_report(ref_dirs, test_dir, out_dir, baselines=None, limit=None, jobs=1, 
         from deepcolor.baselines import BASELINES
 
         baselines = sorted(BASELINES)
+    if baselines:  # check the baselines' settings before an hour of training, not after the ablation
+        from deepcolor.baselines import BASELINES
+
+        unknown = [n for n in baselines if n not in BASELINES]
+        if unknown:
+            raise ValueError(f"unknown baseline {unknown[0]!r}; choose from {sorted(BASELINES)}")
+        if baseline_epochs is not None and (not isinstance(baseline_epochs, int) or baseline_epochs < 1):
+            raise ValueError(f"baseline epochs must be a positive int, got {baseline_epochs!r}")
     start = time.perf_counter()
     methods = deepcolor_methods(ref_dirs, work, jobs, seed, configs, quiet)
     labels = folder_labels(ref_paths) if scene_labels else None

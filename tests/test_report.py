@@ -130,3 +130,31 @@ def test_cli_colorize_method_exception_wrong_baseline(run, tmp_path, autoencoder
     assert rc == 2 and "holds the 'autoencoder' baseline, not 'palette'" in err
     rc, _, err = run("colorize", src, tmp_path / "out", "--method", "palette")
     assert rc == 2 and "--method palette needs --model" in err
+
+
+def test_run_report_exception_no_references(split, tmp_path):
+    _, test = split
+    (tmp_path / "no_refs").mkdir()
+    with pytest.raises(ValueError, match="no reference images found in .*no_refs"):
+        report.run_report([tmp_path / "no_refs"], test, tmp_path / "out", baselines=[])
+
+
+def test_cli_report_exception_missing_test_folder(run, split, tmp_path):
+    refs, _ = split
+    rc, _, err = run("report", refs, "--test", tmp_path / "nowhere", "--out", tmp_path / "out", "--baselines")
+    assert rc == 2 and f"ERROR: {tmp_path / 'nowhere'}: no such file or folder" in err
+
+
+def test_cli_report_exception_bad_baseline_epochs(run, split, tmp_path, tiny_configs):
+    refs, test = split
+    rc, _, err = run("report", refs, "--test", test, "--out", tmp_path / "out", "--baselines", "autoencoder",
+                     "--baseline-epochs", "-3", "--limit", "1")
+    assert rc == 2 and "ERROR: baseline epochs must be a positive int, got -3" in err
+    assert not (tmp_path / "out" / "work").exists()  # refused before any training
+
+
+def test_run_report_exception_unknown_baseline_before_training(split, tmp_path):
+    refs, test = split
+    with pytest.raises(ValueError, match="unknown baseline 'nope'"):
+        report.run_report([refs], test, tmp_path / "out", baselines=["nope"])
+    assert not (tmp_path / "out" / "work").exists()
