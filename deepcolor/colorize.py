@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deepcolor.color import combine_luma_chroma, rgb_to_yuv, to_integer
+from deepcolor.color import combine_luma_chroma, to_integer
 from deepcolor.core import is_colour, luminance, resize_to, working_shape
 from deepcolor.features import compute_features
 from deepcolor.io import IMAGE_EXTENSIONS, MAX_PIXELS, ImageError, find_images, read_picture, write_picture
@@ -139,13 +139,14 @@ def colorize_luma_record(model, y, dtype=np.uint8):
     is, so its output keeps the input's luminance and bit depth too.
     """
     y = np.asarray(y, dtype=np.float32)
-    if not hasattr(model, "choose_network"):  # a baseline: its 8-bit RGB's chroma under the full-precision Y
-        uv = rgb_to_yuv(model.colorize(y))[..., 1:]
-        return compose(y, uv, dtype), None
+    if not hasattr(model, "choose_network"):  # a baseline: its full-size chroma under Y
+        return compose(y, model.chroma(y), dtype), None
     uv, record = predict_chroma(model, working_luma(model, y))
     return compose(y, uv, dtype), record
 
 
+# deepcolor, then the names of `deepcolor.baselines.BASELINES` (spelled out: importing that
+# registry imports torch, and `deepcolor --help` lists these; a test keeps the two equal).
 METHODS = ("deepcolor", "autoencoder", "unet-regression", "unet-classification", "palette", "iizuka")
 
 

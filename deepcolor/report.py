@@ -32,7 +32,7 @@ import numpy as np
 
 from deepcolor.color import rgb_to_gray_u8
 from deepcolor.evaluate import colourfulness, psnr, ssim
-from deepcolor.io import atomic_write_text, find_images, read_rgb_u8, write_image
+from deepcolor.io import atomic_write_text, encode_image, find_images, read_rgb_u8, write_image
 from deepcolor.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -163,8 +163,11 @@ def folder_labels(paths):
     return lambda path: index.get(Path(path).parent.name)
 
 
-def score(method, items, pred_dir=None, quiet=False):
-    """Colorize every test item with `method`; fill ``method.rows`` (scores and seconds per image)."""
+def score(method, items, pred_dir=None, quiet=False, cf_truth=None):
+    """Colorize every test item with `method`; fill ``method.rows`` (scores and seconds per image).
+
+    `cf_truth` (stem -> colourfulness of the truth) saves computing it again for every method.
+    """
     bar = progress_bar(total=len(items), desc=f"report: {method.name}", unit="img", quiet=quiet)
     method.rows = []
     for stem, y, truth in items:
@@ -173,9 +176,10 @@ def score(method, items, pred_dir=None, quiet=False):
         seconds = time.perf_counter() - t
         if pred_dir is not None:
             write_image(Path(pred_dir) / f"{stem}.png", rgb)
-        cf, cf_truth = colourfulness(rgb), colourfulness(truth)
+        cf = colourfulness(rgb)
+        cf_t = colourfulness(truth) if cf_truth is None else cf_truth[stem]
         method.rows.append({"stem": stem, "psnr": psnr(truth, rgb), "ssim": ssim(truth, rgb), "cf": cf,
-                            "cf_truth": cf_truth, "cf_gap": abs(cf - cf_truth), "seconds": seconds})
+                            "cf_truth": cf_t, "cf_gap": abs(cf - cf_t), "seconds": seconds})
         bar.update(1)
     bar.close()
     return method
@@ -203,13 +207,12 @@ def gallery_stems(items, main_rows, n_fixed=4, n_extremes=2):
 
 
 def _png_data_uri(rgb, width=200):
+    """A thumbnail `width` px wide of an RGB uint8 image, as a PNG data URI."""
     import cv2
 
     scale = width / rgb.shape[1]
     small = cv2.resize(rgb, (width, max(1, round(rgb.shape[0] * scale))), interpolation=cv2.INTER_AREA)
-    small = np.ascontiguousarray(small[..., ::-1]) if small.ndim == 3 else small
-    ok, buf = cv2.imencode(".png", small)
-    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(encode_image(small, ".png")).decode("ascii")
 
 
 def psnr_plot(methods):
@@ -244,7 +247,7 @@ def render_html(summary, methods, items, picks, pred_dirs, settings):
     rows = "".join("<tr>" + "".join(f"<td title='{e(row['description'])}'>" + e(fmt.get(k, "{}").format(row[k]))
                                     + "</td>" for k in keys) + "</tr>" for row in summary)
     truth_by_stem = {s: (y, t) for s, y, t in items}
-    cf_truth = np.mean([colourfulness(t) for _, _, t in items])
+    cf_truth = np.mean([r["cf_truth"] for r in methods[0].rows])
     gallery = []
     for why, stem in picks:
         y, truth = truth_by_stem[stem]
@@ -332,9 +335,10 @@ def run_report(ref_dirs, test_dir, out_dir, baselines=None, limit=None, jobs=1, 
     labels = folder_labels(ref_paths) if scene_labels else None
     methods += baseline_methods(ref_paths, work, baselines, seed, baseline_epochs, baseline_images, labels, quiet)
     pred_dirs = {}
+    cf_truth = {stem: colourfulness(truth) for stem, _, truth in items}
     for m in methods:
         pred_dirs[m.name] = work / "predictions" / m.name.replace("/", "_").replace(" ", "_")
-        score(m, items, pred_dirs[m.name], quiet)
+        score(m, items, pred_dirs[m.name], quiet, cf_truth)
     summary = [summarise(m) for m in methods]
     main = next(m for m in methods if m.name == MAIN_METHOD)
     settings = {"refs": [str(r) for r in ref_dirs], "test": str(test_dir), "n_test": len(items), "seed": seed,

@@ -188,3 +188,21 @@ def run(capsys):
         return rc, out, err
 
     return _run
+
+
+def _toml_text(cfgs):
+    import json
+
+    lines = []
+    for section, cfg in cfgs.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in cfg.to_dict().items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def config_toml(tmp_path, tiny_configs):
+    """The tiny settings of `tiny_configs` as a TOML file (what a user passes with --config)."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(_toml_text(tiny_configs))
+    return path

@@ -28,22 +28,6 @@ def _one_thread(torch_one_thread):
     """Every test here runs torch on one thread (speed on 2-core CI)."""
 
 
-def _toml_text(cfgs):
-    lines = []
-    for section, cfg in cfgs.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {json.dumps(v)}" for k, v in cfg.to_dict().items()]
-    return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def config_toml(tmp_path, tiny_configs):
-    """The tiny settings of tests/conftest.py as a TOML file."""
-    path = tmp_path / "tiny.toml"
-    path.write_text(_toml_text(tiny_configs))
-    return path
-
-
 def _save(path, image, **kwargs):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path, **kwargs)

@@ -5,7 +5,6 @@ module) stands in for a real cluster: the same tasks run there as with the
 local process pool, and must give the same results.
 """
 
-import json
 import os
 import sys
 
@@ -15,8 +14,8 @@ import torch
 from PIL import Image
 
 from deepcolor import cli, parallel
-from deepcolor.ensemble import Model
 from deepcolor.color import rgb_to_gray_u8
+from deepcolor.ensemble import Model
 
 distributed = pytest.importorskip("distributed")
 
@@ -116,22 +115,12 @@ def run_cli(run):
     return _run
 
 
-def _toml(tmp_path, tiny_configs):
-    path = tmp_path / "tiny.toml"
-    lines = []
-    for section, cfg in tiny_configs.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {json.dumps(v)}" for k, v in cfg.to_dict().items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def test_features_and_train_on_dask_match_local(run_cli, tmp_path, tiny_refs, tiny_configs, cluster,
+def test_features_and_train_on_dask_match_local(run_cli, tmp_path, tiny_refs, config_toml, cluster,
                                                 torch_one_thread):
     """Feature shards are byte-identical and the ensemble's clusters the same on the cluster as here."""
     refs = tmp_path / "refs"
     tiny_refs(refs)
-    toml = _toml(tmp_path, tiny_configs)
+    toml = config_toml
     for name, extra in (("local", ["--jobs", "2"]), ("dask", ["--backend", "dask", "--scheduler", cluster])):
         rc, err = run_cli("features", refs, "--out", tmp_path / name / "features", "--config", toml, "-q", *extra)
         assert rc == 0, err

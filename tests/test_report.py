@@ -158,3 +158,10 @@ def test_run_report_exception_unknown_baseline_before_training(split, tmp_path):
     with pytest.raises(ValueError, match="unknown baseline 'nope'"):
         report.run_report([refs], test, tmp_path / "out", baselines=["nope"])
     assert not (tmp_path / "out" / "work").exists()
+
+
+def test_colorize_methods_are_deepcolor_and_every_baseline():
+    from deepcolor.baselines import BASELINES
+    from deepcolor.colorize import METHODS
+
+    assert METHODS == ("deepcolor", *BASELINES)

@@ -633,8 +633,8 @@ class Baseline:
             ab = self._decode(self.module_(x))[0, :, :h, :w]  # (2, h, w)
         return np.ascontiguousarray(ab.permute(1, 2, 0).numpy(), dtype=np.float32)
 
-    def colorize(self, gray):
-        """Colour image of a grey one, with the grey image's luminance kept exactly.
+    def chroma(self, gray):
+        """BT.601 chrominance (U, V) of the colour predicted for a grey image, at its full size.
 
         Parameters
         ----------
@@ -643,20 +643,20 @@ class Baseline:
 
         Returns
         -------
-        rgb : ndarray of shape (H, W, 3), uint8
-            Its BT.601 luminance equals ``gray`` up to rounding to 8 bits.
+        uv : ndarray of shape (H, W, 2), float32
 
         Notes
         -----
         The network sees the lightness of the grey image resized to longest
         side `size` (aspect kept); its ab is upsampled bilinearly to (H, W),
         converted with the full-size lightness to sRGB, and only that
-        colour's BT.601 chroma (U, V) is kept: `combine_luma_chroma` puts it
-        on the input's Y, as `deepcolor` does for Cheng et al.
+        colour's BT.601 chroma (U, V) is kept, to be put on the input's Y
+        (`colorize`, and `deepcolor colorize --method`) as `deepcolor` does for
+        Cheng et al.
         """
         import cv2
 
-        from deepcolor.color import combine_luma_chroma, rgb_to_yuv, to_uint8
+        from deepcolor.color import rgb_to_yuv
 
         self._check_fitted()
         gray = np.asarray(gray)
@@ -678,8 +678,26 @@ class Baseline:
         if (h, w) != (H, W):
             ab = cv2.resize(ab, (W, H), interpolation=cv2.INTER_LINEAR)  # (H, W, 2)
         rgb = lab_to_rgb(luma_to_lightness(gray), ab)  # (H, W, 3)
-        uv = rgb_to_yuv(rgb)[..., 1:]  # (H, W, 2)
-        return to_uint8(combine_luma_chroma(gray, uv))
+        return rgb_to_yuv(rgb)[..., 1:]  # (H, W, 2)
+
+    def colorize(self, gray):
+        """Colour image of a grey one, with the grey image's luminance kept exactly.
+
+        Parameters
+        ----------
+        gray : ndarray of shape (H, W), float in [0, 1]
+            BT.601 luminance Y.
+
+        Returns
+        -------
+        rgb : ndarray of shape (H, W, 3), uint8
+            Its BT.601 luminance equals ``gray`` up to rounding to 8 bits:
+            `chroma` put on the input's Y by `combine_luma_chroma`.
+        """
+        from deepcolor.color import combine_luma_chroma, to_uint8
+
+        uv = self.chroma(gray)
+        return to_uint8(combine_luma_chroma(np.asarray(gray, np.float32), uv))
 
     # -- files --
 
