@@ -169,13 +169,20 @@ def test_colorize_killed_at_random_points_then_rerun(tmp_path, tiny_scene, tiny_
     assert probe.returncode == 0
     kills = 0
     for _ in range(4):
+        # A seeded random point of the run's progress, not of the clock (the machine's speed varies):
+        # after `target` new outputs, plus a random part of one image's time.
+        done_before = len(list(out.glob("*.png"))) if out.is_dir() else 0
+        if done_before == 12:
+            break
+        target = done_before + int(rng.integers(0, 12 - done_before))
         proc = subprocess.Popen(_colorize_cmd(src, out, tiny_model_dir), stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=rng.uniform(0.3, 1.0) * full)
-        except subprocess.TimeoutExpired:
+        while proc.poll() is None and (len(list(out.glob("*.png"))) if out.is_dir() else 0) < target:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.5) * full / 12)
+        if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            proc.wait()
             kills += 1
+        proc.wait()
     assert kills >= 1  # at least one run was cut short
     for path in out.rglob("*.png"):  # whatever is there after the kills is complete
         with Image.open(path) as img:
