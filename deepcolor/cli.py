@@ -215,10 +215,11 @@ def cmd_report(args):
                          baseline_images=args.baseline_images, scene_labels=args.scene_labels,
                          configs=_configs(args) if args.config else None, quiet=args.quiet)
     width = max(len(r["method"]) for r in summary)
-    print(f"{'method':{width}}  PSNR mean  median   SSIM  CF gap  train s  s/img")
+    print(f"{'method':{width}}  PSNR mean  median   SSIM  CF gap  above deepcolor  train s  s/img")
     for r in summary:
+        above = "-" if r["better_than_main"] is None else f"{r['better_than_main']:.0%}"
         print(f"{r['method']:{width}}  {r['psnr_mean']:9.2f}  {r['psnr_median']:6.2f}  {r['ssim_mean']:5.3f}  "
-              f"{r['cf_gap_mean']:6.1f}  {r['train_s']:7.0f}  {r['seconds_per_image']:5.3f}")
+              f"{r['cf_gap_mean']:6.1f}  {above:>15}  {r['train_s']:7.0f}  {r['seconds_per_image']:5.3f}")
     print(f"report: {Path(args.out) / 'report.html'}", file=sys.stderr)
     return 0
 
@@ -346,8 +347,8 @@ def build_parser():
     p.add_argument("--out", required=True, metavar="DIR", help="report.html, summary.csv/json, per_image.csv")
     p.add_argument("--baselines", nargs="*", metavar="NAME", help="baselines to compare (default: all; none: "
                    "give the option alone)")
-    p.add_argument("--baseline-epochs", type=int, metavar="N", help="epochs of every baseline (default: each "
-                   "one's own)")
+    p.add_argument("--baseline-epochs", type=int, metavar="N", help="most epochs of every baseline (default: "
+                   "each one's own); each stops earlier after 10 epochs without a lower held-out loss")
     p.add_argument("--baseline-images", type=int, metavar="N", help="train the baselines on a seeded subset "
                    "of N references (default: all)")
     p.add_argument("--scene-labels", action="store_true", help="the references' folder names are scene "

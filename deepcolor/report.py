@@ -9,10 +9,12 @@ photos (their 8-bit BT.601 luma) and writes, in one folder:
   best and worst;
 - ``summary.csv`` / ``summary.json``: per method mean and median PSNR (RGB,
   uint8, native size, as the paper), mean SSIM, mean colourfulness and its
-  mean gap to the truth's, training time, colorization time per image;
+  mean gap to the truth's, the share of photos on which it beats deepcolor,
+  training time, colorization time per image;
 - ``per_image.csv``: every method's scores on every test photo.
 
-Methods: the ablation of Cheng et al. (patch only; + DAISY; + semantic;
+Methods: the grey input itself (the reference row any colorizer must beat),
+the ablation of Cheng et al. (patch only; + DAISY; + semantic;
 without the joint bilateral refinement; one network against the adaptive
 ensemble; the ensemble with the nearest centre only, without the
 semantic-histogram selector) and the baselines of `deepcolor.baselines`.
@@ -37,15 +39,16 @@ from deepcolor.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-# Epochs of each baseline in the report unless --baseline-epochs is given: each about 7-8 minutes
-# on the 300 BSDS500 train+val references at 128 px on 2 cores, from the per-image training step
-# each took on one thread (autoencoder 46 ms, U-Net 140 / 230 ms, palette 120 ms, Iizuka 33 ms).
-REPORT_EPOCHS = {"autoencoder": 30, "unet-regression": 10, "unet-classification": 7, "palette": 12, "iizuka": 40}
+# Each baseline's most epochs in the report unless --baseline-epochs is given, and the patience
+# (epochs without a lower held-out loss) that ends its training earlier; see docs/DESIGN.md.
+REPORT_EPOCHS = {"autoencoder": 45, "unet-regression": 25, "unet-classification": 18, "palette": 20, "iizuka": 40}
+REPORT_PATIENCE = 10
+REPORT_FLIP = True  # mirror half of each training batch (docs/DESIGN.md: measured against no mirroring)
 
 # The deepcolor method that the gallery's best and worst photos are chosen by.
 MAIN_METHOD = "deepcolor"
 SUMMARY_COLUMNS = ("method", "kind", "description", "n_images", "psnr_mean", "psnr_median", "ssim_mean",
-                   "cf_mean", "cf_gap_mean", "train_s", "seconds_per_image")
+                   "cf_mean", "cf_gap_mean", "better_than_main", "train_s", "seconds_per_image")
 
 
 @dataclass
@@ -53,7 +56,7 @@ class Method:
     """One row of the report: how it colorizes, what it cost to train."""
 
     name: str
-    kind: str  # "deepcolor", "ablation" or "baseline"
+    kind: str  # "reference", "deepcolor", "ablation" or "baseline"
     description: str
     colorize: object  # callable: y (H, W) float32 in [0, 1] -> RGB uint8 (H, W, 3)
     train_s: float
@@ -69,6 +72,14 @@ def load_test_set(test_dir, limit=None):
     if not items:
         raise ValueError(f"{test_dir}: no test images found")
     return items
+
+
+def grey_method():
+    """The reference row: the grey input itself (no chroma), the score any colorizer must beat."""
+    def colorize(y):
+        return np.repeat(np.rint(y * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+    return Method("grey input", "reference", "the grey input itself, no colour added", colorize, 0.0)
 
 
 def deepcolor_methods(ref_dirs, work, jobs=1, seed=0, configs=None, quiet=False):
@@ -144,7 +155,8 @@ def baseline_methods(ref_paths, work, names, seed=0, epochs=None, max_images=Non
             raise ValueError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
         cls = BASELINES[name]
         log.info("report: training baseline %s", name)
-        baseline = cls(seed=seed, epochs=epochs or REPORT_EPOCHS.get(name, 30))
+        baseline = cls(seed=seed, epochs=epochs or REPORT_EPOCHS.get(name, 30), patience=REPORT_PATIENCE,
+                       flip=REPORT_FLIP)
         bar = progress_bar(total=baseline.epochs, desc=f"report: train {name}", unit="epoch", quiet=quiet)
         start = time.perf_counter()
         baseline.fit(ref_paths, labels=labels, progress=lambda _: bar.update(1), max_images=max_images)
@@ -185,14 +197,18 @@ def score(method, items, pred_dir=None, quiet=False, cf_truth=None):
     return method
 
 
-def summarise(method):
-    """The summary row of a scored method."""
+def summarise(method, main=None):
+    """The summary row of a scored method; `main` (a scored Method) adds the share of photos it beats."""
     col = {k: np.array([r[k] for r in method.rows], np.float64) for k in ("psnr", "ssim", "cf", "cf_gap", "seconds")}
+    better = None
+    if main is not None and main is not method:
+        theirs = {r["stem"]: r["psnr"] for r in main.rows}
+        better = float(np.mean([r["psnr"] > theirs[r["stem"]] for r in method.rows]))
     return {"method": method.name, "kind": method.kind, "description": method.description,
             "n_images": len(method.rows), "psnr_mean": float(col["psnr"].mean()),
             "psnr_median": float(np.median(col["psnr"])), "ssim_mean": float(col["ssim"].mean()),
             "cf_mean": float(col["cf"].mean()), "cf_gap_mean": float(col["cf_gap"].mean()),
-            "train_s": round(float(method.train_s), 2), "seconds_per_image": float(col["seconds"].mean())}
+            "better_than_main": better, "train_s": round(float(method.train_s), 2), "seconds_per_image": float(col["seconds"].mean())}
 
 
 def gallery_stems(items, main_rows, n_fixed=4, n_extremes=2):
@@ -239,13 +255,17 @@ def render_html(summary, methods, items, picks, pred_dirs, settings):
     """The self-contained HTML page."""
     e = html.escape
     head = ["method", "kind", "PSNR mean", "PSNR median", "SSIM", "colourfulness", "|CF gap|",
-            "training s", "s / image"]
-    keys = ["method", "kind", "psnr_mean", "psnr_median", "ssim_mean", "cf_mean", "cf_gap_mean", "train_s",
-            "seconds_per_image"]
+            f"photos above {MAIN_METHOD}", "training s", "s / image"]
+    keys = ["method", "kind", "psnr_mean", "psnr_median", "ssim_mean", "cf_mean", "cf_gap_mean", "better_than_main",
+            "train_s", "seconds_per_image"]
     fmt = {"psnr_mean": "{:.2f}", "psnr_median": "{:.2f}", "ssim_mean": "{:.3f}", "cf_mean": "{:.1f}",
-           "cf_gap_mean": "{:.1f}", "train_s": "{:.0f}", "seconds_per_image": "{:.3f}"}
-    rows = "".join("<tr>" + "".join(f"<td title='{e(row['description'])}'>" + e(fmt.get(k, "{}").format(row[k]))
-                                    + "</td>" for k in keys) + "</tr>" for row in summary)
+           "cf_gap_mean": "{:.1f}", "better_than_main": "{:.0%}", "train_s": "{:.0f}", "seconds_per_image": "{:.3f}"}
+
+    def cell(row, k):
+        return "-" if row[k] is None else fmt.get(k, "{}").format(row[k])
+
+    rows = "".join("<tr>" + "".join(f"<td title='{e(row['description'])}'>" + e(cell(row, k)) + "</td>"
+                                    for k in keys) + "</tr>" for row in summary)
     truth_by_stem = {s: (y, t) for s, y, t in items}
     cf_truth = np.mean([r["cf_truth"] for r in methods[0].rows])
     gallery = []
@@ -253,7 +273,7 @@ def render_html(summary, methods, items, picks, pred_dirs, settings):
         y, truth = truth_by_stem[stem]
         grey = np.repeat(np.rint(y * 255).astype(np.uint8)[..., None], 3, axis=2)
         cells = [("grey input", _png_data_uri(grey))]
-        for m in methods:
+        for m in (m for m in methods if m.kind != "reference"):  # the grey input is the first cell
             score_ = next(r["psnr"] for r in m.rows if r["stem"] == stem)
             cells.append((f"{m.name} ({score_:.1f} dB)", _png_data_uri(read_rgb_u8(pred_dirs[m.name] / f"{stem}.png"))))
         cells.append(("truth", _png_data_uri(truth)))
@@ -267,10 +287,12 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td
 <h1>deepcolor report</h1>
 <p>References: {e(", ".join(map(str, settings["refs"])))}; test photos: {e(str(settings["test"]))}
 ({len(items)}; grey input = 8-bit BT.601 luma of each). PSNR and SSIM on RGB, uint8, native size;
-colourfulness of Hasler and Suesstrunk (truth: {cf_truth:.1f}). Times on this machine
-({e(settings["machine"])}); training includes feature extraction.</p>
+colourfulness of Hasler and Suesstrunk (truth: {cf_truth:.1f}); "photos above {MAIN_METHOD}": the share of
+test photos on which a method's PSNR is higher than {MAIN_METHOD}'s. Times on this machine
+({e(settings["machine"])}); training includes feature extraction. Hover over a method for its description.</p>
 <h2>Summary</h2><table><tr>{"".join(f"<th>{e(h)}</th>" for h in head)}</tr>{rows}</table>
-<h2>PSNR per test photo</h2><img src="{psnr_plot(methods)}" alt="PSNR distribution per method">
+<h2>PSNR per test photo</h2><p>Box: quartiles; orange line: median; green triangle: mean;
+whiskers: 1.5 times the interquartile range; circles: photos beyond them.</p><img src="{psnr_plot(methods)}" alt="PSNR distribution per method">
 <h2>Gallery</h2>{"".join(gallery)}
 </body></html>
 """
@@ -331,7 +353,7 @@ def run_report(ref_dirs, test_dir, out_dir, baselines=None, limit=None, jobs=1, 
         if baseline_epochs is not None and (not isinstance(baseline_epochs, int) or baseline_epochs < 1):
             raise ValueError(f"baseline epochs must be a positive int, got {baseline_epochs!r}")
     start = time.perf_counter()
-    methods = deepcolor_methods(ref_dirs, work, jobs, seed, configs, quiet)
+    methods = [grey_method()] + deepcolor_methods(ref_dirs, work, jobs, seed, configs, quiet)
     labels = folder_labels(ref_paths) if scene_labels else None
     methods += baseline_methods(ref_paths, work, baselines, seed, baseline_epochs, baseline_images, labels, quiet)
     pred_dirs = {}
@@ -339,8 +361,8 @@ def run_report(ref_dirs, test_dir, out_dir, baselines=None, limit=None, jobs=1, 
     for m in methods:
         pred_dirs[m.name] = work / "predictions" / m.name.replace("/", "_").replace(" ", "_")
         score(m, items, pred_dirs[m.name], quiet, cf_truth)
-    summary = [summarise(m) for m in methods]
     main = next(m for m in methods if m.name == MAIN_METHOD)
+    summary = [summarise(m, main) for m in methods]
     settings = {"refs": [str(r) for r in ref_dirs], "test": str(test_dir), "n_test": len(items), "seed": seed,
                 "machine": f"{os.cpu_count()} cores, {platform.platform()}"}
     page = render_html(summary, methods, items, gallery_stems(items, main.rows), pred_dirs, settings)

@@ -12,6 +12,7 @@ from deepcolor.baselines.common import (
     centre_square,
     count_parameters,
     fit,
+    flip_half,
     lab_to_rgb,
     luma_to_lightness,
     rgb_to_lab,
@@ -289,6 +290,43 @@ def test_fit_patience_and_no_held_out(torch_one_thread):
     assert h["n_val"] == 0 and h["n_train"] == 20
 
 
+def test_flip_half():
+    gen = torch.Generator().manual_seed(3)
+    images = torch.arange(8 * 2 * 3 * 5, dtype=torch.float32).reshape(8, 2, 3, 5)  # (N, C, H, W)
+    targets = images[:, 0].long()  # (N, H, W): must follow the same items
+    labels = torch.arange(8)
+    got = flip_half([images, targets, labels], gen)
+    mirrored = [bool(torch.equal(got[0][i], images[i].flip(-1))) for i in range(8)]
+    kept = [bool(torch.equal(got[0][i], images[i])) for i in range(8)]
+    assert all(m != k for m, k in zip(mirrored, kept))  # each item either mirrored or kept, none mixed
+    assert 0 < sum(mirrored) < 8  # this seed mirrors some, not all
+    for i in range(8):
+        assert torch.equal(got[1][i], images[i, 0].long().flip(-1) if mirrored[i] else targets[i])
+    assert torch.equal(got[2], labels)
+    # seeded: the same generator state mirrors the same items
+    again = flip_half([images], torch.Generator().manual_seed(3))[0]
+    assert torch.equal(again, got[0])
+
+
+def test_fit_flip_trains_on_mirrored_items(torch_one_thread):
+    # a target that depends on which side of the image a value is on: with flips the network sees both sides
+    x = torch.zeros(12, 1, 1, 4)
+    x[:, 0, 0, 0] = 1.0
+    seen = []
+
+    def loss_fn(m, xb):
+        seen.append(xb[:, 0, 0, 0].clone())
+        return (m(xb.flatten(1)) ** 2).mean()
+
+    fit(torch.nn.Linear(4, 1), loss_fn, (x,), epochs=3, batch_size=4, lr=0.01, seed=0, flip=True)
+    train_batches = torch.cat(seen[:3])  # the first epoch's training batches (held-out loss follows)
+    assert 0 < int((train_batches == 0).sum()) < len(train_batches)  # some items mirrored, some not
+    assert bool((seen[3] == 1).all())  # the held-out item: never mirrored
+    seen.clear()
+    fit(torch.nn.Linear(4, 1), loss_fn, (x,), epochs=1, batch_size=4, lr=0.01, seed=0)
+    assert bool((torch.cat(seen) == 1).all())  # flip off: never mirrored (held-out included)
+
+
 def test_fit_diverged(torch_one_thread):
     model, _, tensors = _linear_problem()
     with pytest.raises(FloatingPointError, match="training diverged: loss nan in epoch 0"):
@@ -303,6 +341,7 @@ def test_fit_diverged(torch_one_thread):
     ({"lr": 0}, "lr must be a positive finite number, got 0"),
     ({"val_fraction": 1.0}, r"val_fraction must be in \[0, 1\), got 1.0"),
     ({"patience": 0}, "patience must be a positive int or None, got 0"),
+    ({"flip": 1}, "flip must be True or False, got 1"),
 ])
 def test_fit_exception(changes, message):
     model, loss_fn, tensors = _linear_problem()
@@ -610,6 +649,7 @@ def test_labels_ignored_by_other_baselines(torch_one_thread, photos):
     ("unet-regression", {"lr": 0.0}, r"lr must be a number in \(0.0, 1.0\], got 0.0"),
     ("unet-regression", {"val_fraction": 0.95}, r"val_fraction must be a number in \[0.0, 0.9\], got 0.95"),
     ("unet-regression", {"patience": 0}, "patience must be an int >= 1, got 0"),
+    ("unet-regression", {"flip": "yes"}, "flip must be True or False, got 'yes'"),
     ("unet-classification", {"bin_size": 0.5}, r"bin_size must be a number in \[1.0, 220.0\], got 0.5"),
     ("unet-classification", {"temperature": 0}, r"temperature must be a number in \(0.0, 100.0\], got 0"),
     ("palette", {"n_colors": 1}, "n_colors must be an int >= 2, got 1"),

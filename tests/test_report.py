@@ -27,14 +27,22 @@ def test_run_report_deepcolor_ablation(split, tmp_path, tiny_configs, torch_one_
     out = tmp_path / "report"
     summary = report.run_report([refs], test, out, baselines=[], configs=tiny_configs, quiet=True)
     names = [r["method"] for r in summary]
-    assert names == ["patch", "patch+DAISY", "patch+DAISY+semantic", "patch+DAISY, no refinement",
+    assert names == ["grey input", "patch", "patch+DAISY", "patch+DAISY+semantic", "patch+DAISY, no refinement",
                      "ensemble, nearest centre", "deepcolor"]
+    grey, *trained = summary
+    assert grey["kind"] == "reference" and grey["cf_mean"] == 0 and grey["train_s"] == 0
     for r in summary:
         assert r["n_images"] == 3 and np.isfinite(r["psnr_mean"]) and 0 < r["ssim_mean"] <= 1
-        assert r["train_s"] > 0 and r["seconds_per_image"] > 0
+        assert r["seconds_per_image"] > 0
+        if r["method"] == "deepcolor":
+            assert r["better_than_main"] is None
+        else:
+            assert r["better_than_main"] in (0, 1 / 3, 2 / 3, 1)
+    assert all(r["train_s"] > 0 for r in trained)
     page = (out / "report.html").read_text()
     assert page.count("<tr>") == 1 + len(summary)
-    assert page.count("data:image/png;base64,") >= 1 + 3 * (len(summary) + 2)  # plot + gallery rows
+    # plot + gallery rows (3 fixed photos, 2 best, 2 worst): the grey input, every trained method, the truth
+    assert page.count("data:image/png;base64,") == 1 + (3 + 2 + 2) * (len(trained) + 2)
     assert "http://" not in page and "https://" not in page  # self-contained
     with open(out / "per_image.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -165,3 +173,33 @@ def test_colorize_methods_are_deepcolor_and_every_baseline():
     from deepcolor.colorize import METHODS
 
     assert METHODS == ("deepcolor", *BASELINES)
+
+
+def test_summarise_share_of_photos_above_main():
+    def scored(name, psnrs):
+        m = report.Method(name, "ablation", name, None, 1.0)
+        m.rows = [{"stem": f"s{i}", "psnr": p, "ssim": 0.9, "cf": 1.0, "cf_gap": 0.0, "seconds": 0.1}
+                  for i, p in enumerate(psnrs)]
+        return m
+
+    main = scored("deepcolor", [20.0, 25.0, 30.0, 22.0])
+    other = scored("other", [21.0, 24.0, 30.0, 23.0])  # above on s0 and s3, equal on s2
+    assert report.summarise(other, main)["better_than_main"] == 0.5
+    assert report.summarise(main, main)["better_than_main"] is None
+    assert report.summarise(other)["better_than_main"] is None
+    assert report.summarise(other)["psnr_mean"] == pytest.approx(24.5)
+
+
+def test_cli_report_prints_the_summary(run, split, tmp_path, config_toml, torch_one_thread):
+    refs, test = split
+    out = tmp_path / "out"
+    rc, stdout, err = run("report", refs, "--test", test, "--out", out, "--baselines", "--limit", "2",
+                          "--config", config_toml, "-q")
+    assert rc == 0, err
+    lines = stdout.splitlines()
+    assert lines[0].split()[:3] == ["method", "PSNR", "mean"] and "above deepcolor" in lines[0]
+    saved = json.loads((out / "summary.json").read_text())["methods"]
+    assert [line.split("  ")[0].strip() for line in lines[1:]] == [m["method"] for m in saved]
+    grey_line = lines[1]
+    assert grey_line.startswith("grey input") and f"{saved[0]['psnr_mean']:9.2f}" in grey_line
+    assert f"report: {out / 'report.html'}" in err

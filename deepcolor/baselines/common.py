@@ -299,7 +299,7 @@ def _n_held_out(n, val_fraction):
     return min(n - 1, max(1, round(n * val_fraction)))
 
 
-def _check_fit_args(tensors, epochs, batch_size, lr, val_fraction, patience):
+def _check_fit_args(tensors, epochs, batch_size, lr, val_fraction, patience, flip):
     if not tensors or len(tensors[0]) == 0:
         raise ValueError("training needs at least one item, got none")
     lengths = [len(t) for t in tensors]
@@ -314,6 +314,8 @@ def _check_fit_args(tensors, epochs, batch_size, lr, val_fraction, patience):
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     if patience is not None and (not isinstance(patience, int) or isinstance(patience, bool) or patience < 1):
         raise ValueError(f"patience must be a positive int or None, got {patience!r}")
+    if not isinstance(flip, bool):
+        raise ValueError(f"flip must be True or False, got {flip!r}")
 
 
 def _mean_loss(model, loss_fn, tensors, idx, batch_size):
@@ -326,8 +328,19 @@ def _mean_loss(model, loss_fn, tensors, idx, batch_size):
     return total / len(idx)
 
 
+def flip_half(batch, gen):
+    """Mirror a random half of a batch's items left to right (the same items in every tensor).
+
+    Tensors of 3 or more dimensions are images with the width last and are
+    mirrored; others (labels) are kept.
+    """
+    mirror = torch.rand(len(batch[0]), generator=gen) < 0.5  # (N,)
+    return [torch.where(mirror.view(-1, *[1] * (t.ndim - 1)), t.flip(-1), t) if t.ndim >= 3 else t
+            for t in batch]
+
+
 def fit(model, loss_fn, tensors, epochs, batch_size, lr, seed, progress=None, val_fraction=0.1,
-        patience=None):
+        patience=None, flip=False):
     """Train `model` with Adam on mini-batches; keep the weights of the best held-out epoch.
 
     Parameters
@@ -354,6 +367,9 @@ def fit(model, loss_fn, tensors, epochs, batch_size, lr, seed, progress=None, va
     patience : int, optional
         Stop after this many epochs without a lower held-out loss; None
         runs all `epochs`.
+    flip : bool, optional
+        Mirror a seeded random half of each training batch left to right
+        (`flip_half`); held-out items are never mirrored.
 
     Returns
     -------
@@ -377,7 +393,7 @@ def fit(model, loss_fn, tensors, epochs, batch_size, lr, seed, progress=None, va
     `deepcolor.networks.train_network` does for Cheng et al.'s network.
     Without held-out items the last epoch's weights are returned.
     """
-    _check_fit_args(tensors, epochs, batch_size, lr, val_fraction, patience)
+    _check_fit_args(tensors, epochs, batch_size, lr, val_fraction, patience, flip)
     gen = torch.Generator().manual_seed(seed)
     n = len(tensors[0])
     perm = torch.randperm(n, generator=gen)
@@ -393,7 +409,8 @@ def fit(model, loss_fn, tensors, epochs, batch_size, lr, seed, progress=None, va
         total = 0.0
         for i in range(0, len(order), batch_size):
             b = order[i:i + batch_size]
-            loss = loss_fn(model, *(t[b] for t in tensors))
+            batch = [t[b] for t in tensors]
+            loss = loss_fn(model, *(flip_half(batch, gen) if flip else batch))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training diverged: loss {loss.item()} in epoch {epoch}; "
                                          f"try a smaller lr than {lr}")
@@ -455,7 +472,7 @@ class Baseline:
         colorize is resized to longest side `size` (aspect kept).
     width : int, optional
         Channels of the network's first layer; deeper layers are multiples.
-    epochs, batch_size, lr, val_fraction, patience : optional
+    epochs, batch_size, lr, val_fraction, patience, flip : optional
         Training settings, see `fit` in this module.
     seed : int, optional
         Seeds the weights' initialisation, the held-out split and the batch
@@ -483,7 +500,7 @@ class Baseline:
     _extra_settings = ()  # names of the subclass's own settings
 
     def __init__(self, size=128, width=16, epochs=30, batch_size=16, lr=1e-3, seed=0, val_fraction=0.1,
-                 patience=None):
+                 patience=None, flip=False):
         self.size = size
         self.width = width
         self.epochs = epochs
@@ -492,12 +509,13 @@ class Baseline:
         self.seed = seed
         self.val_fraction = val_fraction
         self.patience = patience
+        self.flip = flip
 
     # -- settings --
 
     def settings(self):
         """All settings as a plain dict (stored in the manifest)."""
-        names = ("size", "width", "epochs", "batch_size", "lr", "seed", "val_fraction", "patience")
+        names = ("size", "width", "epochs", "batch_size", "lr", "seed", "val_fraction", "patience", "flip")
         return {k: getattr(self, k) for k in names + tuple(self._extra_settings)}
 
     def _check_settings(self):
@@ -512,6 +530,8 @@ class Baseline:
         _check_float("val_fraction", self.val_fraction, 0.0, 0.9, low_open=False)
         if self.patience is not None:
             _check_int("patience", self.patience, 1)
+        if not isinstance(self.flip, bool):
+            raise ValueError(f"flip must be True or False, got {self.flip!r}")
 
     # -- hooks --
 
@@ -590,7 +610,7 @@ class Baseline:
             torch.manual_seed(self.seed)
             module = self._build()
         history = fit(module, self._loss, self._tensors(data), self.epochs, self.batch_size, self.lr,
-                      self.seed, progress, self.val_fraction, self.patience)
+                      self.seed, progress, self.val_fraction, self.patience, self.flip)
         self.module_ = module
         history.update(n_images=len(data), n_skipped=len(data.skipped))
         self.history_ = history
