@@ -16,6 +16,8 @@ BACKEND ?= loky
 SCHEDULER ?=
 SEED ?= 0
 BENCH_OUT ?= work/bench.json
+# the bench's sections; `baselines` (the comparison systems' training choices, ~30 min) only when named
+BENCH_SECTIONS ?= quality intel parsing speed
 REPORT_OUT ?= work/report
 # The grey-image parser (issue 3): distilled from the ADE20K teacher on colour photos.
 TEACHER ?= $(DATA)/models/deeplabv3_mobilenetv2_ade20k.tflite
@@ -61,7 +63,7 @@ evaluate: install ## PSNR, SSIM, colourfulness of OUT against TRUTH (written to 
 	$(BIN)/deepcolor evaluate --truth $(TRUTH) --pred $(OUT) --out $(dir $(OUT))evaluation --jobs $(JOBS)
 
 bench: install ## measure quality and speed on BSDS500 (DATA); JSON on stdout and in BENCH_OUT
-	$(BIN)/python -m deepcolor.bench --data $(DATA) --jobs $(JOBS) --out $(BENCH_OUT)
+	$(BIN)/python -m deepcolor.bench --data $(DATA) --jobs $(JOBS) --out $(BENCH_OUT) --sections $(BENCH_SECTIONS)
 
 report: install ## the paper's ablation and the baselines trained on REFS, scored on IN: REPORT_OUT/report.html
 	$(BIN)/deepcolor report $(REFS) --test $(IN) --out $(REPORT_OUT) --jobs $(JOBS) --seed $(SEED)

@@ -31,6 +31,14 @@ Prints one JSON document (and writes it to --out). Sections:
   included); the whole test folder through ``deepcolor colorize --jobs N`` in a
   fresh process (start-up included), and the same on a local dask cluster of
   N workers (``--backend dask``), with the ratio of their wall times.
+- ``baselines`` (only when named in ``--sections``; about 30 minutes): the
+  training choices of `deepcolor.baselines`, each trained twice on the
+  references and scored on the test images (mean and median PSNR): the
+  autoencoder, Iizuka et al.'s network and the regression U-Net without and
+  with left-right mirroring (`flip`); and Iizuka et al.'s network on a seeded
+  subset of Intel scenes train without and with its scene-classification
+  loss (the folder names as labels), scored on the first photos of each
+  Intel test category.
 - With ``--sections`` other than ``quality``, the speed section uses
   ``--model`` (default: the bundled model).
 
@@ -492,7 +500,56 @@ def bench_quality(report, args, data, refs, items, work, fcfg, tcfg, rcfg, ccfg)
     return model, times
 
 
-SECTIONS = ("quality", "intel", "parsing", "speed")
+# Most epochs of each baseline in the mirroring comparison (patience: the report's).
+FLIP_EPOCHS = {"autoencoder": 40, "iizuka": 40, "unet-regression": 20}
+
+
+def bench_baselines(ref_paths, items, intel_dir, intel_refs=600, intel_test_per_class=50, seed=0,
+                    flip_epochs=None, scene_epochs=30):
+    """The `baselines` section: mirroring on and off; Iizuka et al.'s scene loss on and off.
+
+    Each run trains with the report's patience and at most `flip_epochs`
+    (default `FLIP_EPOCHS`; its keys name the baselines compared) or
+    `scene_epochs` epochs, and reports its training time, best and
+    last epoch (1-based) and the mean and median PSNR of its colorizations.
+    """
+    from deepcolor.baselines import BASELINES
+    from deepcolor.baselines.common import load_training_set
+    from deepcolor.report import REPORT_PATIENCE, folder_labels
+
+    def run(name, data, test, epochs, **settings):
+        start = time.perf_counter()
+        model = BASELINES[name](seed=seed, epochs=epochs, patience=REPORT_PATIENCE, **settings)
+        model.fit_training_set(data)
+        train_s = time.perf_counter() - start
+        scores = [psnr(truth, model.colorize(y)) for _, y, truth in test]
+        h = model.history_
+        return {**settings, "n_images": len(data), "train_s": round(train_s, 1), "best_epoch": h["best_epoch"] + 1,
+                "epochs_run": h["epochs_run"], "psnr_mean": statistics.fmean(scores),
+                "psnr_median": statistics.median(scores)}
+
+    out = {"patience": REPORT_PATIENCE, "flip": {}}
+    data = load_training_set(ref_paths, 128, seed)
+    for name, epochs in (flip_epochs or FLIP_EPOCHS).items():
+        out["flip"][name] = [run(name, data, items, epochs, flip=flip) for flip in (False, True)]
+    if not Path(intel_dir).is_dir():
+        out["scene_loss"] = f"skipped: {intel_dir} not found"
+        return out
+    paths = find_images(Path(intel_dir) / "train")
+    labels = folder_labels(paths)
+    test = []
+    for category in sorted(p for p in (Path(intel_dir) / "test").iterdir() if p.is_dir()):
+        test += load_test_set(find_images(category)[:intel_test_per_class])
+    out["scene_loss"] = [
+        {"scene_labels": use, **run("iizuka", load_training_set(paths, 128, seed, labels if use else None,
+                                                                 max_images=intel_refs), test, scene_epochs)}
+        for use in (False, True)]
+    out["scene_loss_test_images"] = len(test)
+    return out
+
+
+SECTIONS = ("quality", "intel", "parsing", "speed", "baselines")
+DEFAULT_SECTIONS = ("quality", "intel", "parsing", "speed")
 
 
 def main(argv=None):
@@ -507,11 +564,12 @@ def main(argv=None):
     parser.add_argument("--config", help="TOML settings file")
     parser.add_argument("--intel-refs", type=int, default=3000,
                         help="seeded random subset of the Intel scenes train set used as references (default 3000)")
-    parser.add_argument("--sections", nargs="*", default=list(SECTIONS), choices=SECTIONS,
-                        help="sections to run (default: all). quality: train on the references, score the "
-                             "test set, the ensemble and semantic ablations; intel: the Intel scenes ablation; "
-                             "parsing: the parsers on MSRC-v2; speed: colorize times, large photos, a folder "
-                             "with --jobs, locally and on a local dask cluster")
+    parser.add_argument("--sections", nargs="*", default=list(DEFAULT_SECTIONS), choices=SECTIONS,
+                        help="sections to run (default: all but baselines). quality: train on the references, "
+                             "score the test set, the ensemble and semantic ablations; intel: the Intel scenes "
+                             "ablation; parsing: the parsers on MSRC-v2; speed: colorize times, large photos, a "
+                             "folder with --jobs, locally and on a local dask cluster; baselines: the comparison "
+                             "systems' training choices (mirroring, Iizuka et al.'s scene loss; ~30 min)")
     parser.add_argument("--model", type=Path, help="model for the speed section when quality is not run "
                                                    "(default: the bundled one)")
     args = parser.parse_args(argv)
@@ -568,6 +626,9 @@ def main(argv=None):
             report["parsing"] = f"skipped: {msrc} not found"
         if "speed" in args.sections:
             report["speed"] = bench_speed(model, model_dir, items, test_paths, work, args.jobs)
+        if "baselines" in args.sections:
+            ref_paths = [p for r in refs for p in find_images(r)]
+            report["baselines"] = bench_baselines(ref_paths, items, data / "intel_scenes")
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 # (epochs without a lower held-out loss) that ends its training earlier; see docs/DESIGN.md.
 REPORT_EPOCHS = {"autoencoder": 45, "unet-regression": 25, "unet-classification": 18, "palette": 20, "iizuka": 40}
 REPORT_PATIENCE = 10
-REPORT_FLIP = True  # mirror half of each training batch (docs/DESIGN.md: measured against no mirroring)
 
 # The deepcolor method that the gallery's best and worst photos are chosen by.
 MAIN_METHOD = "deepcolor"
@@ -155,8 +154,7 @@ def baseline_methods(ref_paths, work, names, seed=0, epochs=None, max_images=Non
             raise ValueError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
         cls = BASELINES[name]
         log.info("report: training baseline %s", name)
-        baseline = cls(seed=seed, epochs=epochs or REPORT_EPOCHS.get(name, 30), patience=REPORT_PATIENCE,
-                       flip=REPORT_FLIP)
+        baseline = cls(seed=seed, epochs=epochs or REPORT_EPOCHS.get(name, 30), patience=REPORT_PATIENCE)
         bar = progress_bar(total=baseline.epochs, desc=f"report: train {name}", unit="epoch", quiet=quiet)
         start = time.perf_counter()
         baseline.fit(ref_paths, labels=labels, progress=lambda _: bar.update(1), max_images=max_images)
@@ -306,6 +304,12 @@ def _write_csv(path, columns, rows):
     atomic_write_text(path, buf.getvalue())
 
 
+def _check_count(name, value):
+    """None, or a positive int (a setting checked before any training)."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def run_report(ref_dirs, test_dir, out_dir, baselines=None, limit=None, jobs=1, seed=0, baseline_epochs=None,
                baseline_images=None, scene_labels=False, configs=None, quiet=False):
     """Train, colorize, score and write the report; returns the summary rows.
@@ -334,6 +338,7 @@ def run_report(ref_dirs, test_dir, out_dir, baselines=None, limit=None, jobs=1, 
     import os
     import platform
 
+    _check_count("limit", limit)
     out_dir = Path(out_dir)
     work = out_dir / "work"
     items = load_test_set(test_dir, limit)
@@ -350,8 +355,8 @@ def run_report(ref_dirs, test_dir, out_dir, baselines=None, limit=None, jobs=1, 
         unknown = [n for n in baselines if n not in BASELINES]
         if unknown:
             raise ValueError(f"unknown baseline {unknown[0]!r}; choose from {sorted(BASELINES)}")
-        if baseline_epochs is not None and (not isinstance(baseline_epochs, int) or baseline_epochs < 1):
-            raise ValueError(f"baseline epochs must be a positive int, got {baseline_epochs!r}")
+        _check_count("baseline epochs", baseline_epochs)
+        _check_count("baseline images", baseline_images)
     start = time.perf_counter()
     methods = [grey_method()] + deepcolor_methods(ref_dirs, work, jobs, seed, configs, quiet)
     labels = folder_labels(ref_paths) if scene_labels else None

@@ -161,6 +161,19 @@ def test_cli_report_exception_bad_baseline_epochs(run, split, tmp_path, tiny_con
     assert not (tmp_path / "out" / "work").exists()  # refused before any training
 
 
+@pytest.mark.parametrize("changes, message", [
+    ({"limit": 0}, "limit must be a positive int, got 0"),
+    ({"limit": -2}, "limit must be a positive int, got -2"),
+    ({"baselines": ["palette"], "baseline_images": 0}, "baseline images must be a positive int, got 0"),
+    ({"baselines": ["palette"], "baseline_epochs": 2.5}, "baseline epochs must be a positive int, got 2.5"),
+])
+def test_run_report_exception_bad_counts_before_training(split, tmp_path, changes, message):
+    refs, test = split
+    with pytest.raises(ValueError, match=message):
+        report.run_report([refs], test, tmp_path / "out", **{"baselines": [], **changes})
+    assert not (tmp_path / "out" / "work").exists()
+
+
 def test_run_report_exception_unknown_baseline_before_training(split, tmp_path):
     refs, test = split
     with pytest.raises(ValueError, match="unknown baseline 'nope'"):

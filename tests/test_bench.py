@@ -1,0 +1,51 @@
+"""Tests for `deepcolor.bench`'s baselines section on tiny data (the section's numbers: docs/DESIGN.md)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepcolor import bench, report
+
+
+@pytest.fixture
+def scenes(tmp_path, tiny_scene):
+    """An Intel-scenes-like folder: train/ and test/ with one folder per category."""
+    root = tmp_path / "intel"
+    for split, n in (("train", 3), ("test", 2)):
+        for c, category in enumerate(("forest", "sea")):
+            folder = root / split / category
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(tiny_scene(40, 40, 700 + 10 * c + i + (0 if split == "train" else 5))).save(
+                    folder / f"{i}.png")
+    return root
+
+
+def test_bench_baselines(tmp_path, tiny_refs, tiny_scene, scenes, torch_one_thread):
+    refs = tiny_refs(tmp_path / "refs")
+    test = tmp_path / "test.png"
+    Image.fromarray(tiny_scene(30, 40, 990)).save(test)
+    items = bench.load_test_set([test])
+    out = bench.bench_baselines(refs, items, scenes, intel_refs=4, intel_test_per_class=1,
+                                flip_epochs={"autoencoder": 2}, scene_epochs=1)
+    flip_off, flip_on = out["flip"]["autoencoder"]
+    assert (flip_off["flip"], flip_on["flip"]) == (False, True)
+    for row in (flip_off, flip_on):
+        assert row["n_images"] == 6 and row["epochs_run"] == 2 and 1 <= row["best_epoch"] <= 2
+        assert np.isfinite(row["psnr_mean"]) and row["train_s"] > 0
+    assert flip_off["psnr_mean"] != flip_on["psnr_mean"]  # mirroring changed what was learned
+    no_labels, labels = out["scene_loss"]
+    assert (no_labels["scene_labels"], labels["scene_labels"]) == (False, True)
+    assert no_labels["n_images"] == labels["n_images"] == 4  # the same seeded subset of the 6 train photos
+    assert out["scene_loss_test_images"] == 2  # the first photo of each category
+    assert out["patience"] == report.REPORT_PATIENCE
+
+
+def test_bench_baselines_without_intel(tmp_path, tiny_refs, tiny_scene, torch_one_thread):
+    refs = tiny_refs(tmp_path / "refs")
+    test = tmp_path / "test.png"
+    Image.fromarray(tiny_scene(30, 40, 991)).save(test)
+    out = bench.bench_baselines(refs, bench.load_test_set([test]), tmp_path / "nowhere",
+                                flip_epochs={"iizuka": 1})
+    assert out["scene_loss"] == f"skipped: {tmp_path / 'nowhere'} not found"
+    assert [r["flip"] for r in out["flip"]["iizuka"]] == [False, True]
