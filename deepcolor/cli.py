@@ -348,7 +348,7 @@ def build_parser():
     p.add_argument("--baselines", nargs="*", metavar="NAME", help="baselines to compare (default: all; none: "
                    "give the option alone)")
     p.add_argument("--baseline-epochs", type=int, metavar="N", help="most epochs of every baseline (default: "
-                   "each one's own); each stops earlier after 10 epochs without a lower held-out loss")
+                   "each one's own); each stops earlier after 5 epochs without a lower held-out loss")
     p.add_argument("--baseline-images", type=int, metavar="N", help="train the baselines on a seeded subset "
                    "of N references (default: all)")
     p.add_argument("--scene-labels", action="store_true", help="the references' folder names are scene "

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-from deepcolor.color import rgb_to_gray_u8
 from deepcolor.evaluate import colourfulness, psnr, ssim
 from deepcolor.io import atomic_write_text, encode_image, find_images, read_rgb_u8, write_image
 from deepcolor.progress import progress_bar
@@ -41,8 +40,8 @@ log = logging.getLogger(__name__)
 
 # Each baseline's most epochs in the report unless --baseline-epochs is given, and the patience
 # (epochs without a lower held-out loss) that ends its training earlier; see docs/DESIGN.md.
-REPORT_EPOCHS = {"autoencoder": 45, "unet-regression": 25, "unet-classification": 18, "palette": 20, "iizuka": 40}
-REPORT_PATIENCE = 10
+REPORT_EPOCHS = {"autoencoder": 40, "unet-regression": 25, "unet-classification": 12, "palette": 14, "iizuka": 40}
+REPORT_PATIENCE = 5
 
 # The deepcolor method that the gallery's best and worst photos are chosen by.
 MAIN_METHOD = "deepcolor"
@@ -64,10 +63,9 @@ class Method:
 
 def load_test_set(test_dir, limit=None):
     """(stem, y (H, W) float32 from the 8-bit BT.601 luma, truth RGB uint8) per test photo, sorted."""
-    items = []
-    for path in find_images(test_dir)[:limit]:
-        truth = read_rgb_u8(path)
-        items.append((path.stem, rgb_to_gray_u8(truth).astype(np.float32) / 255.0, truth))
+    from deepcolor.bench import load_test_set as load_paths
+
+    items = load_paths(find_images(test_dir)[:limit])
     if not items:
         raise ValueError(f"{test_dir}: no test images found")
     return items
