@@ -216,3 +216,13 @@ def test_cli_report_prints_the_summary(run, split, tmp_path, config_toml, torch_
     grey_line = lines[1]
     assert grey_line.startswith("grey input") and f"{saved[0]['psnr_mean']:9.2f}" in grey_line
     assert f"report: {out / 'report.html'}" in err
+
+
+def test_cli_report_help_states_the_patience(capsys):
+    from deepcolor import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["report", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert f"after {report.REPORT_PATIENCE} epochs without a lower held-out loss" in " ".join(out.split())
