@@ -71,12 +71,14 @@ def load_test_set(test_dir, limit=None):
     return items
 
 
+def grey_rgb(y):
+    """The grey image `y` (H, W) in [0, 1] as RGB uint8 (H, W, 3)."""
+    return np.repeat(np.rint(y * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
 def grey_method():
     """The reference row: the grey input itself (no chroma), the score any colorizer must beat."""
-    def colorize(y):
-        return np.repeat(np.rint(y * 255).astype(np.uint8)[..., None], 3, axis=2)
-
-    return Method("grey input", "reference", "the grey input itself, no colour added", colorize, 0.0)
+    return Method("grey input", "reference", "the grey input itself, no colour added", grey_rgb, 0.0)
 
 
 def deepcolor_methods(ref_dirs, work, jobs=1, seed=0, configs=None, quiet=False):
@@ -204,7 +206,8 @@ def summarise(method, main=None):
             "n_images": len(method.rows), "psnr_mean": float(col["psnr"].mean()),
             "psnr_median": float(np.median(col["psnr"])), "ssim_mean": float(col["ssim"].mean()),
             "cf_mean": float(col["cf"].mean()), "cf_gap_mean": float(col["cf_gap"].mean()),
-            "better_than_main": better, "train_s": round(float(method.train_s), 2), "seconds_per_image": float(col["seconds"].mean())}
+            "better_than_main": better, "train_s": round(float(method.train_s), 2),
+            "seconds_per_image": float(col["seconds"].mean())}
 
 
 def gallery_stems(items, main_rows, n_fixed=4, n_extremes=2):
@@ -267,8 +270,7 @@ def render_html(summary, methods, items, picks, pred_dirs, settings):
     gallery = []
     for why, stem in picks:
         y, truth = truth_by_stem[stem]
-        grey = np.repeat(np.rint(y * 255).astype(np.uint8)[..., None], 3, axis=2)
-        cells = [("grey input", _png_data_uri(grey))]
+        cells = [("grey input", _png_data_uri(grey_rgb(y)))]
         for m in (m for m in methods if m.kind != "reference"):  # the grey input is the first cell
             score_ = next(r["psnr"] for r in m.rows if r["stem"] == stem)
             cells.append((f"{m.name} ({score_:.1f} dB)", _png_data_uri(read_rgb_u8(pred_dirs[m.name] / f"{stem}.png"))))
@@ -288,7 +290,8 @@ test photos on which a method's PSNR is higher than {MAIN_METHOD}'s. Times on th
 ({e(settings["machine"])}); training includes feature extraction. Hover over a method for its description.</p>
 <h2>Summary</h2><table><tr>{"".join(f"<th>{e(h)}</th>" for h in head)}</tr>{rows}</table>
 <h2>PSNR per test photo</h2><p>Box: quartiles; orange line: median; green triangle: mean;
-whiskers: 1.5 times the interquartile range; circles: photos beyond them.</p><img src="{psnr_plot(methods)}" alt="PSNR distribution per method">
+whiskers: 1.5 times the interquartile range; circles: photos beyond them.</p>
+<img src="{psnr_plot(methods)}" alt="PSNR distribution per method">
 <h2>Gallery</h2>{"".join(gallery)}
 </body></html>
 """
