@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deepcolor.color import combine_luma_chroma, to_integer
+from deepcolor.color import combine_luma_chroma, scale_chroma, to_integer
 from deepcolor.core import is_colour, luminance, resize_to, working_shape
 from deepcolor.features import compute_features
 from deepcolor.io import IMAGE_EXTENSIONS, MAX_PIXELS, ImageError, find_images, read_picture, write_picture
@@ -131,18 +131,19 @@ def colorize_luma(model, y, dtype=np.uint8):
     return colorize_luma_record(model, y, dtype)[0]
 
 
-def colorize_luma_record(model, y, dtype=np.uint8):
+def colorize_luma_record(model, y, dtype=np.uint8, saturation=1.0):
     """`colorize_luma`, and the ensemble's cluster record (None for a single network or a baseline).
 
     `model` is a `deepcolor.ensemble.Model` or a baseline of `deepcolor.baselines`
     (`load_colorizer`); a baseline's chrominance is put under `y` as deepcolor's
     is, so its output keeps the input's luminance and bit depth too.
+    `saturation` scales the predicted chroma at constant luminance (`scale_chroma`).
     """
     y = np.asarray(y, dtype=np.float32)
     if not hasattr(model, "choose_network"):  # a baseline: its full-size chroma under Y
-        return compose(y, model.chroma(y), dtype), None
+        return compose(y, scale_chroma(model.chroma(y), saturation), dtype), None
     uv, record = predict_chroma(model, working_luma(model, y))
-    return compose(y, uv, dtype), record
+    return compose(y, scale_chroma(uv, saturation), dtype), record
 
 
 # deepcolor, then the names of `deepcolor.baselines.BASELINES` (spelled out: importing that
@@ -181,7 +182,7 @@ class Outcome:
     cluster: dict = None  # the ensemble's choice: cluster, layer, candidates
 
 
-def colorize_file(model, src, dst, overwrite=False, max_pixels=MAX_PIXELS):
+def colorize_file(model, src, dst, overwrite=False, max_pixels=MAX_PIXELS, saturation=1.0):
     """Colorize one file into `dst`; never raises for a bad input.
 
     The input's bit depth is kept where the output format holds it (16-bit
@@ -204,7 +205,7 @@ def colorize_file(model, src, dst, overwrite=False, max_pixels=MAX_PIXELS):
         picture = read_picture(src, max_pixels)
         if picture.pixels.ndim == 3 and is_colour(picture.pixels):
             log.warning("%s: colour input, reduced to its luminance", src)
-        rgb, record = colorize_luma_record(model, luminance(picture.pixels), picture.pixels.dtype)
+        rgb, record = colorize_luma_record(model, luminance(picture.pixels), picture.pixels.dtype, saturation)
         write_picture(dst, rgb, picture)
     except ImageError as exc:
         return Outcome(str(src), str(dst), "failed", str(exc))
@@ -270,7 +271,7 @@ def plan_outputs(src, dst, suffix=".png"):
 _WORKER_MODELS = {}
 
 
-def _worker_colorize(model_dir, src, dst, overwrite, max_pixels, method="deepcolor"):
+def _worker_colorize(model_dir, src, dst, overwrite, max_pixels, method="deepcolor", saturation=1.0):
     """Worker-side task: the model is loaded once per worker process and cached."""
     import torch
 
@@ -279,10 +280,10 @@ def _worker_colorize(model_dir, src, dst, overwrite, max_pixels, method="deepcol
         torch.set_num_threads(1)  # one thread per worker process: the workers share the cores
         cv2.setNumThreads(1)
         _WORKER_MODELS[key] = load_colorizer(model_dir, method)
-    return colorize_file(_WORKER_MODELS[key], src, dst, overwrite, max_pixels)
+    return colorize_file(_WORKER_MODELS[key], src, dst, overwrite, max_pixels, saturation)
 
 
-def _in_process(model, pairs, overwrite, max_pixels):
+def _in_process(model, pairs, overwrite, max_pixels, saturation=1.0):
     """Colorize the pairs here, torch on one thread (OpenCV keeps its threads).
 
     The networks and the parser are small: on 2 cores a second torch thread
@@ -295,24 +296,26 @@ def _in_process(model, pairs, overwrite, max_pixels):
     torch.set_num_threads(1)
     try:
         for s, d in pairs:
-            yield colorize_file(model, s, d, overwrite, max_pixels)
+            yield colorize_file(model, s, d, overwrite, max_pixels, saturation)
     finally:
         torch.set_num_threads(before)
 
 
 def colorize_batch(model, model_dir, pairs, jobs=1, overwrite=False, quiet=False, max_pixels=MAX_PIXELS,
-                   method="deepcolor"):
+                   method="deepcolor", saturation=1.0):
     """Colorize (input, output) pairs; yields an Outcome per pair as each finishes.
 
     With ``jobs == 1`` (and no dask backend active) `model` works in this
     process; otherwise each worker (`deepcolor.parallel.run`) loads the model
-    from `model_dir` once and runs on one thread.
+    from `model_dir` once and runs on one thread. `saturation` scales the
+    predicted chroma (`deepcolor.color.scale_chroma`; 1: the paper's output).
     """
     bar = progress_bar(total=len(pairs), desc="colorize", unit="img", quiet=quiet)
     if jobs == 1 and not using_dask():
-        results = _in_process(model, pairs, overwrite, max_pixels)
+        results = _in_process(model, pairs, overwrite, max_pixels, saturation)
     else:
-        results = run(_worker_colorize, ((model_dir, s, d, overwrite, max_pixels, method) for s, d in pairs), jobs,
+        results = run(_worker_colorize, ((model_dir, s, d, overwrite, max_pixels, method, saturation)
+                                         for s, d in pairs), jobs,
                       ordered=False)
     try:
         for outcome in results:
