@@ -79,7 +79,11 @@ def _process(path, sha, out_dir, cfg):
     """Extract one reference; returns its manifest entry (never raises for a bad image)."""
     entry = {"source": str(path), "sha256": sha}
     try:
-        yuv = reference_yuv(read_image(path), cfg.working_size)
+        image = read_image(path)
+        if image.ndim == 2:  # a grey file: skipped as a near-grey one is, not a failure
+            entry.update(status="near-grey", chroma_spread=0.0)
+            return entry
+        yuv = reference_yuv(image, cfg.working_size)
         spread = chroma_spread(yuv[..., 1:])
         entry["chroma_spread"] = round(spread, 5)
         if spread < cfg.min_chroma_spread:

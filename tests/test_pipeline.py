@@ -77,7 +77,7 @@ def _luma_u8(rgb):
 
 @pytest.fixture
 def ref_tree(tmp_path, tiny_scene):
-    """A nested reference folder: 3 good, 1 duplicate, 2 near-grey, 5 bad files, 1 non-image."""
+    """A nested reference folder: 3 good, 1 duplicate, 3 (near-)grey, 4 bad files, 1 non-image."""
     root = tmp_path / "refs"
     good = {
         "a.png": _save(root / "a.png", tiny_scene(40, 33, 0)),
@@ -89,11 +89,11 @@ def ref_tree(tmp_path, tiny_scene):
     near_grey = {
         "grey_rgb.png": _save(root / "grey_rgb.png", np.repeat(grey[..., None], 3, axis=2)),
         "sub/sepia.png": _save(root / "sub" / "sepia.png", _sepia(39, 31)),
+        "grey_l.png": _save(root / "grey_l.png", grey),  # a grey file: skipped the same way (issue 18)
     }
     assert Image.open(near_grey["grey_rgb.png"]).mode == "RGB"
     trunc = _png_bytes(tiny_scene(40, 33, 4))
     bad = {
-        "grey_l.png": (_save(root / "grey_l.png", grey), "grey image, a reference must be in colour"),
         "empty.png": (root / "empty.png", "empty file (0 bytes)"),
         "trunc.png": (root / "trunc.png", "corrupt or truncated image"),
         "sub/notes.png": (root / "sub" / "notes.png", "not an image file that Pillow can read"),
@@ -121,7 +121,7 @@ def _shard_stats(out_dir):
 def test_extract_folder_counts_and_files(ref_tree, tmp_path):
     out = tmp_path / "features"
     manifest = extract_folder([ref_tree["root"]], out, FCFG, quiet=True)
-    assert manifest["counts"] == {"ok": 3, "near-grey": 2, "duplicate": 1, "failed": 5}
+    assert manifest["counts"] == {"ok": 3, "near-grey": 3, "duplicate": 1, "failed": 4}
     assert manifest["reused"] == 0
     assert manifest["feature_dim"] == FCFG.dim == 49 + 32
     assert manifest["feature_config"] == FCFG.to_dict()
@@ -217,7 +217,7 @@ def test_extract_folder_resume_reuses_everything(ref_tree, tmp_path):
     stats = _shard_stats(out)
     second = extract_folder([ref_tree["root"]], out, FCFG, quiet=True)
     assert second["counts"] == first["counts"]
-    assert second["reused"] == first["counts"]["ok"] + first["counts"]["near-grey"] == 5
+    assert second["reused"] == first["counts"]["ok"] + first["counts"]["near-grey"] == 6
     assert all(e.get("reused") for e in second["images"] if e["status"] in ("ok", "near-grey"))
     assert _shard_stats(out) == stats  # not rewritten: same inode, same mtime
     strip = lambda m: [{k: v for k, v in e.items() if k != "reused"} for e in m["images"]]  # noqa: E731
@@ -233,7 +233,7 @@ def test_extract_folder_resume_changed_image(ref_tree, tmp_path, tiny_scene):
     _save(changed, tiny_scene(41, 39, 99))
     second = extract_folder([ref_tree["root"]], out, FCFG, quiet=True)
     entries = _by_source(second)
-    assert second["reused"] == 4
+    assert second["reused"] == 5  # 2 ok + 3 (near-)grey
     assert entries[str(changed)]["status"] == "ok" and not entries[str(changed)].get("reused")
     assert entries[str(changed)]["shard"] != old_shard
     after = _shard_stats(out)
