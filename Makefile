@@ -7,7 +7,13 @@ BIN := $(VENV)/bin
 DATA ?= $(or $(DEEPCOLOR_DATA),../shared/data)
 REFS ?= $(DATA)/bsds500/train $(DATA)/bsds500/val
 FEATURES ?= work/features
-MODEL ?= work/model
+# MODEL: the model colorize uses (empty: the bundled one, as `deepcolor colorize` without --model)
+# and the one train-clusters writes (empty: work/model)
+MODEL ?=
+TRAINED_MODEL = $(or $(MODEL),work/model)
+# colorize: SATURATION=1.3 for stronger colour (1: the paper's output), GALLERY=1 for OUT/index.html
+SATURATION ?=
+GALLERY ?=
 IN ?= $(DATA)/bsds500/test
 OUT ?= work/colorized
 TRUTH ?= $(IN)
@@ -53,11 +59,12 @@ default-model: install ## rebuild the bundled default model DEFAULT_MODEL from B
 features: install ## sample training pixels from REFS into FEATURES
 	$(BIN)/deepcolor features $(REFS) --out $(FEATURES) --jobs $(JOBS)
 
-train-clusters: install ## train the adaptive ensemble (per-cluster networks) in MODEL from FEATURES
-	$(BIN)/deepcolor train $(FEATURES) --out $(MODEL) --seed $(SEED) --jobs $(JOBS) --overwrite
+train-clusters: install ## train the adaptive ensemble (per-cluster networks) in MODEL (default work/model) from FEATURES
+	$(BIN)/deepcolor train $(FEATURES) --out $(TRAINED_MODEL) --seed $(SEED) --jobs $(JOBS) --overwrite
 
-colorize: install ## colorize IN (file or folder) into OUT with MODEL (BACKEND=dask SCHEDULER=tcp://host:8786 for a cluster)
-	$(BIN)/deepcolor colorize $(IN) $(OUT) --model $(MODEL) --jobs $(JOBS) --backend $(BACKEND) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+colorize: install ## colorize IN (file or folder) into OUT with MODEL (default: the bundled model; GALLERY=1: OUT/index.html)
+	$(BIN)/deepcolor colorize $(IN) $(OUT) $(if $(MODEL),--model $(MODEL)) --jobs $(JOBS) --backend $(BACKEND) \
+		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(SATURATION),--saturation $(SATURATION)) $(if $(GALLERY),--gallery)
 
 evaluate: install ## PSNR, SSIM, colourfulness of OUT against TRUTH (written to OUT/../evaluation)
 	$(BIN)/deepcolor evaluate --truth $(TRUTH) --pred $(OUT) --out $(dir $(OUT))evaluation --jobs $(JOBS)

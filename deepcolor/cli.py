@@ -48,7 +48,7 @@ def cmd_features(args):
         manifest = extract_folder(args.ref_dirs, args.out, cfg, jobs=args.jobs, quiet=args.quiet)
     counts = manifest["counts"]
     print(f"features: {counts.get('ok', 0)} references sampled ({manifest['reused']} reused), "
-          f"{counts.get('near-grey', 0)} near-grey skipped, {counts.get('duplicate', 0)} duplicates, "
+          f"{counts.get('near-grey', 0)} grey or near-grey skipped, {counts.get('duplicate', 0)} duplicates, "
           f"{counts.get('failed', 0)} failed -> {args.out}", file=sys.stderr)
     return 1 if counts.get("failed") else 0
 
@@ -59,6 +59,9 @@ def cmd_train(args):
     out = Path(args.out)
     if (out / "manifest.json").exists() and not args.overwrite:
         raise CommandError(f"{out}: a model exists here; use --overwrite to replace it")
+    from deepcolor.modelfiles import check_replaceable
+
+    check_replaceable(out, "model")  # before training: a model is a folder of its own
     cfgs = _configs(args)
     tcfg = cfgs["train"].replace(seed=args.seed, hidden=args.hidden, max_epochs=args.epochs)
     ccfg = cfgs["clusters"].replace(n_clusters=args.clusters, mu=args.mu, epsilon=args.epsilon,
@@ -70,7 +73,8 @@ def cmd_train(args):
     if model.is_ensemble:
         print(f"train: {len(model.networks)} networks in {info['n_layers']} layer(s) of "
               f"{info['layer_sizes']} images, reference PSNR by layer {info['layer_mean_psnr']} dB "
-              f"({info['train_seconds']:.1f} s) -> {out}", file=sys.stderr)
+              f"({info['train_seconds']:.1f} s) -> {out}{mu_note(info['n_images'], ccfg, len(model.networks))}",
+              file=sys.stderr)
     else:
         h = info["history"]
         print(f"train: best held-out MSE {h['best_val_mse']:.6f} at epoch {h['best_epoch'] + 1} "
@@ -78,7 +82,63 @@ def cmd_train(args):
     return 0
 
 
+def mu_note(n_images, cluster_cfg, n_networks):
+    """The train summary's note when mu leaves the ensemble one network: why, and the --mu that would not."""
+    mu, n0 = cluster_cfg.mu, cluster_cfg.n_clusters
+    if n_networks > 1 or n_images // mu >= 2:
+        return ""
+    hint = f"--mu {n_images // 2} allows 2" if n_images // 2 >= 2 else "more references are needed for 2"
+    if n0 > 2 and n_images // n0 >= 2:
+        hint += f", --mu {n_images // n0} up to {n0} (--clusters)"
+    return (f"\ntrain: note: one network only: {n_images} usable references and mu {mu} (at least mu "
+            f"references per network) leave room for one cluster; a smaller mu makes an ensemble "
+            f"({hint})")
+
+
 FORMATS = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "webp": ".webp", "bmp": ".bmp", "keep": None}
+FORMAT_ALIASES = {"jpeg": "jpg", "tiff": "tif"}
+
+
+def _format(value):
+    """--format's type: lower case, 'jpeg' and 'tiff' as 'jpg' and 'tif' (choices are checked after)."""
+    value = value.lower()
+    return FORMAT_ALIASES.get(value, value)
+
+
+def _jobs(value):
+    """--jobs' type: a non-zero int (a usage error names the subcommand's usage)."""
+    try:
+        jobs = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int, got {value!r}") from None
+    if jobs == 0:
+        raise argparse.ArgumentTypeError("must not be 0 (1: this process; N: N workers; -1: all cores)")
+    return jobs
+
+
+def _saturation(value):
+    """--saturation's type: a finite float >= 0."""
+    import math
+
+    try:
+        factor = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {value!r}") from None
+    if not math.isfinite(factor) or factor < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value!r}")
+    return factor
+
+
+def _check_model_dir(model_dir):
+    """A CommandError with the way on when MODEL_DIR is something else than a model (a features folder)."""
+    manifest = Path(model_dir) / "manifest.json"
+    try:
+        kind = json.loads(manifest.read_text()).get("format")
+    except (OSError, ValueError, AttributeError):
+        return  # no readable manifest: the model loader says what is wrong
+    if kind == "deepcolor-features":
+        raise CommandError(f"{model_dir}: this is a features folder (made by 'deepcolor features'), not a "
+                           f"model: run 'deepcolor train {model_dir} --out MODEL_DIR' and pass --model MODEL_DIR")
 
 
 def cmd_colorize(args):
@@ -93,14 +153,19 @@ def cmd_colorize(args):
     if args.method != "deepcolor" and not args.model:
         raise CommandError(f"--method {args.method} needs --model: the folder of a trained {args.method} baseline "
                            f"(deepcolor report saves them in OUT/work/baselines)")
+    if args.truth and not args.gallery:
+        raise CommandError("--truth is shown in the gallery only: add --gallery")
+    if args.truth and not Path(args.truth).is_dir():
+        raise CommandError(f"--truth {args.truth}: no such folder")
+    _check_model_dir(model_dir)
     if args.jobs == 1 and args.backend == "loky" or args.method != "deepcolor":
         from deepcolor.colorize import load_colorizer
 
         model = load_colorizer(model_dir, args.method)
     else:  # the workers load it; here only its files are checked, without importing torch (2.6 s)
-        from deepcolor.modelfiles import FORMAT, FORMAT_VERSION, read_verified
+        from deepcolor.modelfiles import verify_model
 
-        read_verified(model_dir, FORMAT, FORMAT_VERSION, "model")
+        verify_model(model_dir)
         model = None
     pairs, problems = plan_outputs(args.input, args.output, FORMATS[args.format])
     record_path = colorize_log_path(args.input, args.output)
@@ -112,9 +177,10 @@ def cmd_colorize(args):
         log.warning("%s: no image files found", args.input)
     start = time.perf_counter()
     counts = {"done": 0, "skipped": 0, "failed": len(problems)}
+    outcomes = [Outcome(p.split(": ", 1)[0], "", "failed", p) for p in problems]
     with _backend(args, len(pairs)):
         for outcome in colorize_batch(model, model_dir, pairs, args.jobs, args.overwrite, args.quiet,
-                                      args.max_pixels or None, args.method):
+                                      args.max_pixels or None, args.method, args.saturation):
             counts[outcome.status] += 1
             if outcome.status == "failed":
                 log.error("%s", outcome.message)
@@ -124,9 +190,16 @@ def cmd_colorize(args):
                 log.debug("%s: cluster %d (layer %d) of candidates %s", outcome.source, outcome.cluster["cluster"],
                           outcome.cluster["layer"], outcome.cluster["candidates"])
             append_record(record_path, outcome)
+            outcomes.append(outcome)
     print(f"colorize: {counts['done']} colorized, {counts['skipped']} skipped (existing), "
           f"{counts['failed']} failed in {time.perf_counter() - start:.1f} s -> {args.output}",
           file=sys.stderr)
+    if args.gallery:
+        from deepcolor.gallery import write_gallery
+
+        page = write_gallery(record_path.parent, outcomes, truth_dir=args.truth, jobs=args.jobs,
+                             title=f"deepcolor colorize {args.input}")
+        print(f"gallery: {page}", file=sys.stderr)
     return 1 if counts["failed"] else 0
 
 
@@ -203,7 +276,16 @@ def cmd_evaluate(args):
     result = evaluate_dirs(args.truth, args.pred, args.out, n_jobs=args.jobs)
     for failure in result.failures:
         log.error("%s", failure)
+    for warning in result.warnings:
+        log.warning("%s", warning)
     print(json.dumps(result.summary, indent=1, default=str))
+    s = result.summary
+    by_path, by_name = s["pairing"]["relative path"], s["pairing"]["file name"]
+    rule = (f"{by_path} by relative path, {by_name} by file name (the folders' trees differ)" if by_name
+            else "all by relative path")
+    print(f"evaluate: {s['count']} pairs ({rule}); PSNR {s['psnr_mean']:.2f} dB against {s['psnr_grey_mean']:.2f} "
+          f"for the grey input and {s['psnr_mean_colour_mean']:.2f} for the truths' mean colour; "
+          f"{s['n_failures']} failed" + (f" -> {args.out}" if args.out else ""), file=sys.stderr)
     return 1 if result.failures else 0
 
 
@@ -272,32 +354,45 @@ def build_parser():
         description="Deep Colorization (Cheng, Yang, Sheng, ICCV 2015): train on colour photos, "
                     "colorize grey ones.")
     parser.add_argument("--version", action="version", version=f"deepcolor {__version__}")
+    # -v and -q also before the command (deepcolor -v colorize ...); their own dests, since a
+    # subcommand's defaults would overwrite the top level's value of the same dest
+    parser.add_argument("-v", "--verbose", action="store_true", dest="top_verbose", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", dest="top_quiet",
+                        help="no progress bar, warnings and errors only")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings and errors only")
-    common.add_argument("--config", metavar="TOML", help="settings file with [features], [train], [refine] tables")
+    common.add_argument("--config", metavar="TOML", help="settings file with [features], [train], [refine] and "
+                        "[clusters] tables (keys: the fields of deepcolor.config's FeatureConfig, TrainConfig, "
+                        "RefineConfig, ClusterConfig); options given on the command line win")
     parallel = argparse.ArgumentParser(add_help=False)
-    parallel.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores)")
+    parallel.add_argument("--jobs", type=_jobs, default=1, help="parallel worker processes (default 1; -1: all cores)")
     parallel.add_argument("--backend", choices=("loky", "dask"), default="loky",
                           help="loky: worker processes here (default); dask: a dask.distributed cluster")
     parallel.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (tcp://host:8786); "
                           "without one, --backend dask starts a local cluster of --jobs workers")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # none: the help is printed
+    from deepcolor.features import FEATURES  # the registry (numpy, scikit-image): --help stays fast
 
     p = sub.add_parser("features", parents=[common, parallel], help="sample training pixels from colour references")
     p.add_argument("ref_dirs", nargs="+", metavar="REF_DIR", help="folders (searched recursively) or files")
-    p.add_argument("--out", required=True, metavar="FEATURES_DIR")
-    p.add_argument("--features", metavar="NAMES", help="comma-separated registry names (default: patch,daisy)")
+    p.add_argument("--out", required=True, metavar="FEATURES_DIR", help="folder for the samples (created; "
+                   "a rerun reuses what is unchanged)")
+    p.add_argument("--features", metavar="NAMES", help=f"comma-separated, from {', '.join(FEATURES)} "
+                   "(default: patch,daisy)")
     p.add_argument("--working-size", type=int, help="longest side in px (default 256)")
     p.add_argument("--pixels-per-image", type=int, help="training pixels sampled per reference (default 2048)")
-    p.add_argument("--daisy-backend", choices=("skimage", "opencv"))
-    p.add_argument("--seed", type=int)
+    p.add_argument("--daisy-backend", choices=("skimage", "opencv"), help="DAISY implementation (default "
+                   "skimage: faster here, same quality; docs/DESIGN.md)")
+    p.add_argument("--seed", type=int, help="seed of the pixel sampling (default 0)")
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("train", parents=[common, parallel], help="train the colorization network")
-    p.add_argument("features_dir", metavar="FEATURES_DIR")
-    p.add_argument("--out", required=True, metavar="MODEL_DIR")
-    p.add_argument("--seed", type=int)
+    p.add_argument("features_dir", metavar="FEATURES_DIR", help="the output of deepcolor features")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="folder for the model (refused if a model "
+                   "is there, unless --overwrite); pass it to colorize --model")
+    p.add_argument("--seed", type=int, help="seed of the held-out split, the initialisation, the batch order "
+                   "and the clustering (default 0)")
     p.add_argument("--hidden", type=int, help="hidden layer width (default 64)")
     p.add_argument("--epochs", type=int, help="maximum epochs (default 60)")
     from deepcolor.config import ClusterConfig  # dataclasses only: --help stays fast
@@ -322,8 +417,17 @@ def build_parser():
 
     p.add_argument("--method", choices=METHODS, default="deepcolor",
                    help="deepcolor (default), or a baseline trained by deepcolor report (with --model)")
-    p.add_argument("--format", choices=tuple(FORMATS), default="png",
-                   help="output format (default png: lossless, 16-bit and alpha kept); keep: each input's own")
+    p.add_argument("--format", type=_format, choices=tuple(FORMATS), default="png",
+                   help="output format (default png: lossless, 16-bit and alpha kept; jpeg = jpg, tiff = tif); "
+                        "keep: each input's own")
+    p.add_argument("--saturation", type=_saturation, default=1.0, metavar="FACTOR",
+                   help="scale the predicted colour at the same luminance: 1 (default) is the paper's output, "
+                        "1.25 to 1.5 stronger colour for about the same PSNR or a little less, 0 grey "
+                        "(measured in docs/DESIGN.md, 'Saturation')")
+    p.add_argument("--gallery", action="store_true", help="also write OUT/index.html: a contact sheet of small "
+                   "thumbnails (input, output, truth) linked to the full files; thumbnails in OUT/.gallery")
+    p.add_argument("--truth", metavar="DIR", help="with --gallery: the true colour photos, shown beside the "
+                   "outputs with each one's PSNR (paired by relative path, else by unique file name)")
     from deepcolor.io import MAX_PIXELS  # numpy only: --help stays fast
 
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
@@ -333,10 +437,12 @@ def build_parser():
     p.set_defaults(func=cmd_colorize)
 
     p = sub.add_parser("evaluate", parents=[common], help="PSNR, SSIM, colourfulness against true colour images")
-    p.add_argument("--truth", required=True, metavar="DIR")
-    p.add_argument("--pred", required=True, metavar="DIR")
+    p.add_argument("--truth", required=True, metavar="DIR", help="the true colour photos (searched "
+                   "recursively)")
+    p.add_argument("--pred", required=True, metavar="DIR", help="the colorized photos, e.g. colorize's OUT; "
+                   "paired with the truths by relative path without suffix, else by unique file name")
     p.add_argument("--out", metavar="DIR", help="write metrics.csv and summary.json here")
-    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores)")
+    p.add_argument("--jobs", type=_jobs, default=1, help="parallel worker processes (default 1; -1: all cores)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", parents=[common], help="the ablation and the baselines on one split: "
@@ -354,14 +460,15 @@ def build_parser():
     p.add_argument("--scene-labels", action="store_true", help="the references' folder names are scene "
                    "categories (Intel scenes): Iizuka et al.'s classification loss uses them")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N test photos")
-    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=_jobs, default=1, help="parallel worker processes (default 1; -1: all cores)")
+    p.add_argument("--seed", type=int, default=0, help="seed of training and sampling (default 0)")
     p.set_defaults(func=cmd_report)
 
     from deepcolor.features.semantic import CLASS_SETS  # numpy only: --help stays fast
 
     p = sub.add_parser("parser", help="make the grey-image scene parser (distilled from the ADE20K parser)")
-    psub = p.add_subparsers(dest="parser_command", required=True, metavar="STEP")
+    psub = p.add_subparsers(dest="parser_command", metavar="STEP")  # none: the help is printed
+    p.set_defaults(func=None)
     q = psub.add_parser("targets", parents=[common], help="run the ADE20K teacher on colour photos (resumable)")
     q.add_argument("photo_dirs", nargs="+", metavar="PHOTO_DIR", help="folders of colour photos (recursive)")
     q.add_argument("--teacher", required=True, metavar="TFLITE", help="deeplabv3_mobilenetv2_ade20k.tflite")
@@ -369,31 +476,41 @@ def build_parser():
     q.add_argument("--msrc", metavar="DIR", help="MSRC-v2 images folder: its training split is added "
                    "(every third photo by name is kept out for evaluation)")
     q.add_argument("--max-per-folder", type=int, help="seeded random subset of each larger folder")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=int, default=0, help="seed of --max-per-folder's subset (default 0)")
     q.add_argument("--threads", type=int, default=2, help="TFLite interpreter threads")
     q.set_defaults(func=cmd_parser_targets)
     q = psub.add_parser("train", parents=[common], help="distil the student from the teacher's targets")
-    q.add_argument("targets_dir", metavar="TARGETS_DIR")
-    q.add_argument("--out", required=True, metavar="PARSER_DIR")
+    q.add_argument("targets_dir", metavar="TARGETS_DIR", help="the output of deepcolor parser targets")
+    q.add_argument("--out", required=True, metavar="PARSER_DIR", help="folder for the parser (semantic_parser "
+                   "names it)")
     q.add_argument("--classes", choices=sorted(CLASS_SETS), default="shared",
                    help="class set the student predicts (default: shared)")
     q.add_argument("--width", type=int, default=32, help="channels of the first layer (default 32)")
-    q.add_argument("--epochs", type=int, default=40)
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--epochs", type=int, default=40, help="training epochs (default 40)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the split and the initialisation (default 0)")
     q.add_argument("--overwrite", action="store_true", help="replace an existing parser in PARSER_DIR")
     q.set_defaults(func=cmd_parser_train)
+    for p in [*sub.choices.values(), *psub.choices.values()]:  # each command's usage for its own errors
+        p.set_defaults(_parser=p)
     return parser
 
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)  # --help and --version end here, before torch is imported
+    # --help and --version end here, before torch is imported; an unknown option is named with
+    # the usage of the subcommand it was given to
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    if getattr(args, "func", None) is None:  # `deepcolor` or `deepcolor parser` alone: the help
+        getattr(args, "_parser", parser).print_help()
+        return 0
     from deepcolor.io import ImageError
     from deepcolor.modelfiles import ModelError  # torch-free: deepcolor.ensemble imports torch
 
+    args.verbose = args.verbose or args.top_verbose
+    args.quiet = args.quiet or args.top_quiet
     _setup_logging(args.verbose, args.quiet)
-    if getattr(args, "jobs", 1) == 0:
-        parser.error("--jobs must not be 0")
     try:
         return args.func(args)
     except (CommandError, ModelError, ImageError, ValueError, OSError, ImportError) as exc:
