@@ -111,11 +111,10 @@ def _make_row_thumbs(files, thumbs, with_psnr):
     for role, path in files.items():
         thumb = Path(thumbs[role])
         try:
-            if _fresh(thumb, Path(path)) and not need_psnr:
-                sizes[role] = _thumb_size(thumb)
-                continue
-            images[role] = read_rgb_u8(path)
-            sizes[role] = _write_thumb(images[role], thumb)
+            fresh = _fresh(thumb, Path(path))
+            if not fresh or (need_psnr and role != "input"):
+                images[role] = read_rgb_u8(path)
+            sizes[role] = _thumb_size(thumb) if fresh else _write_thumb(images[role], thumb)
         except (ImageError, ValueError, OSError) as exc:
             problems.append(str(exc) if isinstance(exc, ImageError) else f"{path}: {exc}")
     score = None

@@ -76,7 +76,7 @@ def test_cli_features_train_colorize_evaluate(run, tmp_path, tiny_refs, tiny_sce
 
     rc, _, err = run("features", refs, "--out", feats, "--config", config_toml, "-q")
     assert rc == 0, err
-    assert ("features: 6 references sampled (0 reused), 0 near-grey skipped, 0 duplicates, "
+    assert ("features: 6 references sampled (0 reused), 0 grey or near-grey skipped, 0 duplicates, "
             f"0 failed -> {feats}") in err
     assert (feats / "manifest.json").is_file() and len(list((feats / "shards").iterdir())) == 6
 
@@ -122,7 +122,7 @@ def test_cli_features_bad_file(run, tmp_path, tiny_refs, config_toml):
     assert rc == 1
     errors = _errors(err)
     assert len(errors) == 1 and errors[0].startswith(f"ERROR: {broken}: corrupt or truncated image ("), errors
-    assert "features: 2 references sampled (0 reused), 0 near-grey skipped, 0 duplicates, 1 failed" in err
+    assert "features: 2 references sampled (0 reused), 0 grey or near-grey skipped, 0 duplicates, 1 failed" in err
 
 
 def test_cli_features_options_override_config(run, tmp_path, tiny_refs, config_toml):
@@ -192,18 +192,28 @@ def test_cli_features_exception_nonexistent(run, tmp_path):
     assert _errors(err) == [f"ERROR: {tmp_path / 'nope'}: no such file or folder"]
 
 
-def test_cli_exception_jobs_zero(run, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["features", "colorize", "evaluate"])
+def test_cli_exception_jobs_zero(run, tmp_path, capsys, command):
+    """--jobs 0 is refused with the usage of the subcommand it was given to (issue 18)."""
+    argv = {"features": ["features", tmp_path, "--out", tmp_path / "f"], "colorize": ["colorize", tmp_path, tmp_path],
+            "evaluate": ["evaluate", "--truth", tmp_path, "--pred", tmp_path]}[command]
     with pytest.raises(SystemExit) as exc:
-        run("features", tmp_path, "--out", tmp_path / "features", "--jobs", "0")
+        run(*argv, "--jobs", "0")
     assert exc.value.code == 2
-    assert "--jobs must not be 0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"usage: deepcolor {command} " in err
+    assert f"deepcolor {command}: error: argument --jobs: must not be 0" in err
 
 
-def test_cli_exception_no_command(run, capsys):
-    with pytest.raises(SystemExit) as exc:
-        run()
-    assert exc.value.code == 2
-    assert "COMMAND" in capsys.readouterr().err
+def test_cli_no_command_prints_help(run):
+    """`deepcolor` alone prints the help, every command listed, and succeeds (issue 18)."""
+    rc, out, err = run()
+    assert rc == 0 and err == ""
+    assert out.startswith("usage: deepcolor ")
+    for command in ("features", "train", "colorize", "evaluate", "report", "parser"):
+        assert f"    {command} " in out
+    rc, out, _ = run("parser")
+    assert rc == 0 and out.startswith("usage: deepcolor parser ") and "targets" in out
 
 
 # --- train -------------------------------------------------------------------
@@ -502,7 +512,8 @@ def test_cli_evaluate_missing_prediction(run, eval_dirs):
     (pred / "sub" / "b.png").unlink()
     rc, out, err = run("evaluate", "--truth", truth, "--pred", pred)
     assert rc == 1
-    assert _errors(err) == [f"ERROR: {truth / 'sub' / 'b.png'}: no prediction with stem 'sub/b' in {pred}"]
+    assert _errors(err) == [f"ERROR: {truth / 'sub' / 'b.png'}: no prediction with stem 'sub/b' or file name 'b' "
+                            f"in {pred}"]
     assert json.loads(out)["count"] == 1
 
 
