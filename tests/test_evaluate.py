@@ -341,3 +341,82 @@ def test_evaluate_dirs_exception_file_not_folder(tree):
     truth_dir, pred_dir, _ = tree
     with pytest.raises(ValueError, match=r"pred folder .*top.png' \(is a file, not a folder\)"):
         evaluate_dirs(truth_dir, pred_dir / "top.png")
+
+
+# --- issue 18: pairing rules, trivial baselines, grey truths -----------------------
+
+
+def test_evaluate_dirs_pairs_nested_pred_with_flat_truth(tree, tmp_path):
+    """A nested output tree against a flat truth folder pairs by unique file name, each file once."""
+    _, pred_dir, images = tree
+    flat = tmp_path / "flat"
+    for stem, image in images.items():
+        _save(flat / f"{stem.rsplit('/', 1)[-1]}.png", image)
+    result = evaluate_dirs(flat, pred_dir)
+    assert result.failures == []
+    assert sorted((r["stem"], r["matched_by"]) for r in result.rows) == [
+        ("top", "relative path"), ("x", "file name"), ("y", "file name")]
+    assert result.summary["pairing"] == {"relative path": 1, "file name": 2}
+    assert result.summary["n_unmatched_truth"] == result.summary["n_unmatched_pred"] == 0
+    # and the reverse: flat predictions against the nested truths
+    reverse = evaluate_dirs(pred_dir, flat)
+    assert reverse.failures == [] and reverse.summary["count"] == 3
+
+
+def test_evaluate_dirs_ambiguous_file_name(tree):
+    """A file name shared by two leftovers is not guessed: each file is a failure that says so."""
+    truth_dir, pred_dir, _ = tree
+    (pred_dir / "a" / "x.jpg").rename(pred_dir / "x.jpg")
+    _save(truth_dir / "b" / "x.png", _rgb(9, 13, 5))  # a second truth named x
+    result = evaluate_dirs(truth_dir, pred_dir)
+    assert sorted(r["stem"] for r in result.rows) == ["a/b/y", "top"]
+    assert len(result.failures) == 3  # two truths, one prediction, each once
+    for msg in result.failures:
+        assert "its file name 'x' is ambiguous (" in msg and "skipped rather than picking one" in msg
+    assert result.summary["n_unmatched_truth"] == 2 and result.summary["n_unmatched_pred"] == 1
+    assert result.summary["n_failures"] == 3
+
+
+def test_evaluate_dirs_trivial_baselines_unit(tmp_path):
+    """psnr_grey is the truth's 8-bit luma without colour; psnr_mean_colour uses the truths' mean U, V."""
+    from deepcolor.color import combine_luma_chroma, rgb_to_gray_u8, rgb_to_yuv, to_uint8
+
+    truths = {"a": _rgb(13, 9, 0), "b": _rgb(11, 10, 1)}
+    for stem, image in truths.items():
+        _save(tmp_path / "t" / f"{stem}.png", image)
+        _save(tmp_path / "p" / f"{stem}.png", 255 - image)
+    result = evaluate_dirs(tmp_path / "t", tmp_path / "p")
+    mean_uv = np.mean([rgb_to_yuv(t)[..., 1:].reshape(-1, 2).mean(axis=0, dtype=np.float64)
+                       for t in truths.values()], axis=0)
+    assert result.summary["mean_colour_uv"] == pytest.approx(mean_uv, abs=1e-5)
+    for row in result.rows:
+        truth = truths[row["stem"]]
+        luma = rgb_to_gray_u8(truth)
+        assert row["psnr_grey"] == pytest.approx(psnr(truth, np.repeat(luma[..., None], 3, axis=2)))
+        y = luma.astype(np.float32) / 255
+        constant = to_uint8(combine_luma_chroma(y, np.broadcast_to(mean_uv.astype(np.float32), y.shape + (2,))))
+        assert row["psnr_mean_colour"] == pytest.approx(psnr(truth, constant))
+        assert row["truth_grey"] is False
+    s = result.summary
+    assert s["psnr_grey_mean"] == pytest.approx(np.mean([r["psnr_grey"] for r in result.rows]))
+    assert s["psnr_mean_colour_mean"] == pytest.approx(np.mean([r["psnr_mean_colour"] for r in result.rows]))
+
+
+def test_evaluate_dirs_warns_grey_truth(tmp_path):
+    colour = _rgb(13, 9, 0)
+    grey = np.repeat(_rgb(13, 9, 1)[..., :1], 3, axis=2)
+    _save(tmp_path / "t" / "c.png", colour)
+    _save(tmp_path / "t" / "g.png", grey)
+    _save(tmp_path / "p" / "c.png", colour[::-1])
+    _save(tmp_path / "p" / "g.png", grey[::-1])
+    result = evaluate_dirs(tmp_path / "t", tmp_path / "p", out_dir=tmp_path / "o")
+    assert result.failures == []
+    assert result.summary["n_grey_truth"] == 1
+    assert result.warnings == [f"{tmp_path / 't'}: 1 of 2 truths are grey (chroma spread below 0.01); their PSNR "
+                               f"rewards grey output ({tmp_path / 't' / 'g.png'})"]
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["warnings"] == result.warnings
+    (tmp_path / "t" / "c.png").unlink()  # now every truth is grey
+    only_grey = evaluate_dirs(tmp_path / "t", tmp_path / "p")
+    assert len(only_grey.warnings) == 1
+    assert "every truth is grey" in only_grey.warnings[0] and "is --truth the folder of grey inputs?" in \
+        only_grey.warnings[0]
