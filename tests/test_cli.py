@@ -213,7 +213,7 @@ def test_cli_no_command_prints_help(run):
     for command in ("features", "train", "colorize", "evaluate", "report", "parser"):
         assert f"    {command} " in out
     rc, out, _ = run("parser")
-    assert rc == 0 and out.startswith("usage: deepcolor parser ") and "targets" in out
+    assert rc == 0 and out.startswith("usage: deepcolor parser ") and "STEP" in out
 
 
 # --- train -------------------------------------------------------------------
