@@ -68,7 +68,8 @@ def main(argv=None):
         prepare(work, [], REFERENCES + TESTS)
         steps, model = [], []
     steps += [
-        ["colorize", str(work / "grey"), str(work / "colorized"), *model, "--overwrite"],
+        ["colorize", str(work / "grey"), str(work / "colorized"), *model, "--overwrite", "--gallery",
+         "--truth", str(work / "truth")],
         ["evaluate", "--truth", str(work / "truth"), "--pred", str(work / "colorized"), "--out", str(work / "evaluation")],
     ]
     for step in steps:
@@ -76,13 +77,12 @@ def main(argv=None):
         code = cli(step + ["--quiet"])
         if code:
             return code
-    from deepcolor.evaluate import evaluate_dirs
-
     scores = json.loads((work / "evaluation" / "summary.json").read_text())
-    grey = evaluate_dirs(work / "truth", work / "grey").summary
     which = "a model trained on 8 sample photos" if args.train else "the bundled model"
     print(f"demo: PSNR over {scores['count']} sample photos colorized by {which}: {scores['psnr_mean']:.2f} dB, "
-          f"grey input {grey['psnr_mean']:.2f} dB; colorized photos in {work / 'colorized'}")
+          f"grey input {scores['psnr_grey_mean']:.2f} dB, the truths' mean colour "
+          f"{scores['psnr_mean_colour_mean']:.2f} dB; colorized photos in {work / 'colorized'}, "
+          f"to look at: {work / 'colorized' / 'index.html'}")
     return 0
 
 

@@ -22,3 +22,8 @@ def test_demo_bundled_model_beats_grey(tmp_path, capsys, torch_one_thread):
     assert n == len(demo.REFERENCES) + len(demo.TESTS)
     assert model > grey
     assert len(list((tmp_path / "bundled" / "colorized").glob("*.png"))) == n
+    # issue 18: the trivial baselines beside the model's, and a contact sheet to look at
+    assert re.search(r"grey input [\d.]+ dB, the truths' mean colour [\d.]+ dB; ", out), out
+    page = tmp_path / "bundled" / "colorized" / "index.html"
+    assert f"to look at: {page}" in out
+    assert page.read_text().count("<img ") == 3 * n  # input, output, truth
