@@ -292,7 +292,10 @@ test photos on which a method's PSNR is higher than {MAIN_METHOD}'s. Times on th
 <h2>PSNR per test photo</h2><p>Box: quartiles; orange line: median; green triangle: mean;
 whiskers: 1.5 times the interquartile range; circles: photos beyond them.</p>
 <img src="{psnr_plot(methods)}" alt="PSNR distribution per method">
-<h2>Gallery</h2>{"".join(gallery)}
+<h2>Gallery</h2><p>Each photo is labelled by why it is shown: <b>fixed</b>, one of an evenly spaced
+selection of the test photos in name order (the same photos in every report on this test set, so reports
+can be compared); <b>best</b> and <b>worst</b>, the photos on which {MAIN_METHOD} scored its highest and
+lowest PSNR. Under each image, the method and its PSNR on that photo.</p>{"".join(gallery)}
 </body></html>
 """
 

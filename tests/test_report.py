@@ -44,6 +44,8 @@ def test_run_report_deepcolor_ablation(split, tmp_path, tiny_configs, torch_one_
     # plot + gallery rows (3 fixed photos, 2 best, 2 worst): the grey input, every trained method, the truth
     assert page.count("data:image/png;base64,") == 1 + (3 + 2 + 2) * (len(trained) + 2)
     assert "http://" not in page and "https://" not in page  # self-contained
+    for label in ("fixed", "best", "worst"):  # the gallery's labels are explained (issue 18)
+        assert f"<b>{label}</b>" in page
     with open(out / "per_image.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 * len(summary) and {r["stem"] for r in rows} == {"t0", "t1", "t2"}
