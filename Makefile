@@ -25,10 +25,8 @@ BENCH_OUT ?= work/bench.json
 # the bench's sections; `baselines` (the comparison systems' training choices, ~30 min) only when named
 BENCH_SECTIONS ?= quality intel parsing speed
 REPORT_OUT ?= work/report
-# The grey-image parser (issue 3): distilled from the ADE20K teacher on colour photos.
+# The grey-image parser (issue 15): the ADE20K parser adapted to grey photos by distillation.
 TEACHER ?= $(DATA)/models/deeplabv3_mobilenetv2_ade20k.tflite
-PARSER_PHOTOS ?= $(DATA)/bsds500/train $(DATA)/bsds500/val $(DATA)/intel_scenes/train
-PARSER_TARGETS ?= work/parser-targets
 PARSER ?= deepcolor/models/parser
 DEFAULT_MODEL ?= deepcolor/models/default
 
@@ -46,11 +44,9 @@ $(BIN)/deepcolor: setup.cfg pyproject.toml constraints.txt
 
 install: $(BIN)/deepcolor ## create .venv and install deepcolor with pinned dependencies
 
-parser: install ## rebuild the bundled grey-image parser PARSER from TEACHER (~40 min on 2 cores)
+parser: install ## rebuild the bundled grey-image parser PARSER from TEACHER and the data sets in DATA (~70 min on 2 cores)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,semantic]'
-	$(BIN)/deepcolor parser targets $(PARSER_PHOTOS) --max-per-folder 1500 --msrc $(DATA)/msrc_v2/images \
-		--teacher $(TEACHER) --out $(PARSER_TARGETS) --seed $(SEED)
-	$(BIN)/deepcolor parser train $(PARSER_TARGETS) --out $(PARSER) --seed $(SEED) --overwrite
+	$(BIN)/deepcolor parser train --teacher $(TEACHER) --data $(DATA) --out $(PARSER) --seed $(SEED) --overwrite
 
 default-model: install ## rebuild the bundled default model DEFAULT_MODEL from BSDS500 train+val (~4 min on 2 cores)
 	$(BIN)/deepcolor features $(DATA)/bsds500/train $(DATA)/bsds500/val --out work/default-features --jobs $(JOBS) --seed 0

@@ -306,45 +306,26 @@ def cmd_report(args):
     return 0
 
 
-def cmd_parser_targets(args):
-    from deepcolor.parser import make_targets, select_photos
-
-    paths = select_photos(args.photo_dirs, args.msrc, args.max_per_folder, args.seed)
-    entries = make_targets(paths, args.out, args.teacher, threads=args.threads, quiet=args.quiet)
-    print(f"parser targets: {len(entries)} of {len(paths)} photos -> {args.out}", file=sys.stderr)
-    return 0 if len(entries) == len(paths) else 1
-
-
 def cmd_parser_train(args):
-    from deepcolor.features.semantic import CLASS_SETS, group_matrix
-    from deepcolor.parser import load_targets, train_student
-    from deepcolor.progress import progress_bar
+    from deepcolor.distill import DistillConfig, run
 
     out = Path(args.out)
     if (out / "manifest.json").exists() and not args.overwrite:
         raise CommandError(f"{out}: a parser exists here; use --overwrite to replace it")
-    for name in ("width", "epochs"):
-        if getattr(args, name) < 1:
-            raise CommandError(f"{name} must be a positive int, got {getattr(args, name)}")
-    groups, mapping = CLASS_SETS[args.classes]
-    names = groups + ("other",)
-    grey, targets = load_targets(args.targets_dir, group_matrix(151, mapping, groups))
-    bar = progress_bar(total=args.epochs, desc="parser", unit="epoch", quiet=args.quiet)
-
-    def report(epoch, train_loss, val_loss):
-        bar.update(1)
-        bar.set_postfix(train=f"{train_loss:.4f}", held_out=f"{val_loss:.4f}")
-
+    try:
+        cfg = DistillConfig(input_size=args.input_size, output_stride=args.output_stride, epochs=args.epochs,
+                            threads=args.threads, seed=args.seed)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if not Path(args.teacher).is_file():
+        raise CommandError(f"{args.teacher}: no such ADE20K parser file (deeplabv3_mobilenetv2_ade20k.tflite)")
+    if not Path(args.data).is_dir():
+        raise CommandError(f"{args.data}: no such data folder")
     start = time.perf_counter()
-    parser, history = train_student(grey, targets, names, width=args.width, epochs=args.epochs,
-                                    seed=args.seed, progress=report)
-    bar.close()
-    parser.info = {"targets_dir": str(args.targets_dir), "n_photos": int(len(grey)), "classes": args.classes,
-                   "epochs": args.epochs, "seed": args.seed, "history": history,
-                   "train_seconds": round(time.perf_counter() - start, 1)}
-    parser.save(out)
-    print(f"parser: best held-out loss {history['best_val']:.4f} after {args.epochs} epochs on "
-          f"{len(grey)} photos ({parser.info['train_seconds']:.0f} s) -> {out}", file=sys.stderr)
+    _, info = run(args.teacher, args.data, out, cfg, overwrite=args.overwrite, quiet=args.quiet)
+    print(f"parser: validation pixel accuracy {info['val_pixel_accuracy']:.4f} (step {info['best_step']} of "
+          f"{info['steps']}, {info['n_train']} photos, {(time.perf_counter() - start) / 60:.0f} min) -> {out}",
+          file=sys.stderr)
     return 0
 
 
@@ -464,30 +445,22 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="seed of training and sampling (default 0)")
     p.set_defaults(func=cmd_report)
 
-    from deepcolor.features.semantic import CLASS_SETS  # numpy only: --help stays fast
-
-    p = sub.add_parser("parser", help="make the grey-image scene parser (distilled from the ADE20K parser)")
+    p = sub.add_parser("parser", help="make the grey-image scene parser (the ADE20K parser adapted to grey)")
     psub = p.add_subparsers(dest="parser_command", metavar="STEP")  # none: the help is printed
     p.set_defaults(func=None)
-    q = psub.add_parser("targets", parents=[common], help="run the ADE20K teacher on colour photos (resumable)")
-    q.add_argument("photo_dirs", nargs="+", metavar="PHOTO_DIR", help="folders of colour photos (recursive)")
+    q = psub.add_parser("train", parents=[common], help="distil the grey-image parser from the ADE20K parser "
+                        "on the photos and labelled sets of the data folder (make parser)")
     q.add_argument("--teacher", required=True, metavar="TFLITE", help="deeplabv3_mobilenetv2_ade20k.tflite")
-    q.add_argument("--out", required=True, metavar="TARGETS_DIR")
-    q.add_argument("--msrc", metavar="DIR", help="MSRC-v2 images folder: its training split is added "
-                   "(every third photo by name is kept out for evaluation)")
-    q.add_argument("--max-per-folder", type=int, help="seeded random subset of each larger folder")
-    q.add_argument("--seed", type=int, default=0, help="seed of --max-per-folder's subset (default 0)")
-    q.add_argument("--threads", type=int, default=2, help="TFLite interpreter threads")
-    q.set_defaults(func=cmd_parser_targets)
-    q = psub.add_parser("train", parents=[common], help="distil the student from the teacher's targets")
-    q.add_argument("targets_dir", metavar="TARGETS_DIR", help="the output of deepcolor parser targets")
+    q.add_argument("--data", required=True, metavar="DATA", help="data folder laid out as ../shared/data "
+                   "(BSDS500, ImageNet sample, Intel scenes, MSRC-v2, Stanford Background, CamVid)")
     q.add_argument("--out", required=True, metavar="PARSER_DIR", help="folder for the parser (semantic_parser "
                    "names it)")
-    q.add_argument("--classes", choices=sorted(CLASS_SETS), default="shared",
-                   help="class set the student predicts (default: shared)")
-    q.add_argument("--width", type=int, default=32, help="channels of the first layer (default 32)")
-    q.add_argument("--epochs", type=int, default=40, help="training epochs (default 40)")
-    q.add_argument("--seed", type=int, default=0, help="seed of the split and the initialisation (default 0)")
+    q.add_argument("--epochs", type=int, default=3, help="passes over the training photos (default 3)")
+    q.add_argument("--input-size", type=int, default=257, help="square input side, 16 n + 1 (default 257)")
+    q.add_argument("--output-stride", type=int, default=16, choices=(8, 16),
+                   help="the parser's output stride (default 16: faster)")
+    q.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the photo order and the crops (default 0)")
     q.add_argument("--overwrite", action="store_true", help="replace an existing parser in PARSER_DIR")
     q.set_defaults(func=cmd_parser_train)
     for p in [*sub.choices.values(), *psub.choices.values()]:  # each command's usage for its own errors

@@ -37,7 +37,7 @@ ADE20K_TO_SHARED = {
     5: "tree", 18: "tree", 73: "tree",  # plant, palm
     3: "sky",
     17: "mountain", 69: "mountain", 35: "mountain",  # hill, rock
-    22: "water", 27: "water", 61: "water", 129: "water", 114: "water", 57: "water", 110: "water",
+    22: "water", 27: "water", 61: "water", 129: "water", 114: "water", 110: "water",  # 57 is a pool table
     21: "car", 81: "car", 84: "car", 103: "car",  # bus, truck, van
     7: "road", 12: "road", 53: "road", 55: "road",  # sidewalk, path, runway
     13: "person",
@@ -267,12 +267,12 @@ GROUP_MERGES = {
     "parser": None,
     "coarse": {
         "sky": ("sky",), "vegetation": ("grass", "tree", "flower"), "water": ("water",),
-        "ground": ("road", "mountain"), "person": ("person",), "animal": ("animal",),
-        "built": ("building", "sign", "chair", "book", "car", "boat", "aeroplane", "bicycle"),
+        "ground": ("road", "ground", "mountain"), "person": ("person",), "animal": ("animal",),
+        "built": ("building", "sign", "chair", "book", "car", "boat", "aeroplane", "bicycle", "vehicle"),
     },
     "landscape": {
         "sky": ("sky",), "vegetation": ("grass", "tree", "flower"), "water": ("water",),
-        "ground": ("road", "mountain"),
+        "ground": ("road", "ground", "mountain"),
     },
 }
 
@@ -309,6 +309,16 @@ class GroupedParser:
 
     def predict_proba(self, gray):
         return group_probabilities(self.parser.predict_proba(gray), self.matrix)
+
+
+def _parser_format_version(path):
+    """The ``format_version`` a parser directory's manifest claims (None if unreadable: the loader says why)."""
+    import json
+
+    try:
+        return json.loads((Path(path) / "manifest.json").read_text()).get("format_version")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def default_parser_dir():
@@ -350,10 +360,14 @@ def load_parser(spec="default", groups="parser", threads=1):
         teacher = TFLiteParser(path, threads=threads)
         parser = GroupedParser(teacher, group_matrix(teacher.n_classes, ADE20K_TO_SHARED, SHARED_GROUPS),
                                SHARED_GROUPS + ("other",))
-    else:
+    elif _parser_format_version(path) == 1:  # the small student of issue 3
         from deepcolor.parser import StudentParser
 
         parser = StudentParser.load(path)
+    else:
+        from .deeplab import GreyParser
+
+        parser = GreyParser.load(path)
     merge = GROUP_MERGES[groups]
     if merge is None:
         return parser
