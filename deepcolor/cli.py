@@ -163,9 +163,9 @@ def cmd_colorize(args):
 
         model = load_colorizer(model_dir, args.method)
     else:  # the workers load it; here only its files are checked, without importing torch (2.6 s)
-        from deepcolor.modelfiles import verify_model
+        from deepcolor.modelfiles import FORMAT, FORMAT_VERSION, read_verified
 
-        verify_model(model_dir)
+        read_verified(model_dir, FORMAT, FORMAT_VERSION, "model")
         model = None
     pairs, problems = plan_outputs(args.input, args.output, FORMATS[args.format])
     record_path = colorize_log_path(args.input, args.output)
