@@ -20,9 +20,10 @@ Prints one JSON document (and writes it to --out). Sections:
   the oracle (best network per image).
 - ``semantic``: the single network's quality with and without the
   semantic feature (same references and settings otherwise).
-- ``parsing``: 17-group pixel accuracy and mean IoU on the MSRC-v2
-  evaluation split of the ADE20K teacher on grey and colour input and of the
-  student on grey input; the student's time per test image.
+- ``parsing``: the scene parsers on the MSRC-v2 evaluation split, Stanford
+  Background test and CamVid test (`deepcolor.bench_parsing`): pixel accuracy
+  and mean IoU of the ADE20K teacher on colour and on grey, the old student
+  and the grey-image parser on grey; the parser's time per test image.
 - ``speed``: colorize time per test image, model loaded (start-up excluded),
   torch on one thread as `deepcolor colorize` runs it: in memory (luminance in,
   RGB out) over all test images, and file to file (read, colorize, write PNG)
@@ -283,54 +284,6 @@ def bench_intel(data, work, fcfg, tcfg, rcfg, ccfg, jobs, n_refs):
     return out
 
 
-def bench_parsing(msrc_root, teacher_path, parser_spec, test_items, threads=2):
-    """Grey-input parsing on the MSRC-v2 evaluation split, and the student's time per test image.
-
-    The teacher (ADE20K, TFLite) is scored on grey and on colour input when
-    its file and ``ai-edge-litert`` are present; the student (`parser_spec`)
-    on grey input. Times: the student's `predict_proba` and the whole
-    semantic feature (with its guided smoothing) on each test image's
-    luminance, median of the first 50.
-    """
-    from deepcolor.features import load_parser, semantic_features
-    from deepcolor.features.semantic import (ADE20K_TO_SHARED, SHARED_GROUPS, TFLiteParser, group_matrix,
-                                             softmax)
-    from deepcolor.io import to_float
-    from deepcolor.parser import msrc_parsing_scores
-
-    def grey_of(rgb):
-        return rgb_to_gray_u8(rgb).astype(np.float32) / 255.0
-
-    student = load_parser(parser_spec)
-    out = {"split": "MSRC-v2, every third photo by name (deepcolor.parser.msrc_split)",
-           "groups": len(SHARED_GROUPS), "student_grey": msrc_parsing_scores(
-               lambda rgb: student.predict_proba(grey_of(rgb)), msrc_root)}
-    try:
-        teacher = TFLiteParser(teacher_path, threads=threads)
-    except (FileNotFoundError, ImportError, ValueError) as exc:
-        out["teacher"] = f"skipped: {exc}"
-    else:
-        matrix = group_matrix(teacher.n_classes, ADE20K_TO_SHARED, SHARED_GROUPS)
-        out["teacher_grey"] = msrc_parsing_scores(lambda rgb: teacher.predict_proba(grey_of(rgb)) @ matrix,
-                                                  msrc_root)
-        out["teacher_colour"] = msrc_parsing_scores(lambda rgb: softmax(teacher.logits(to_float(rgb))) @ matrix,
-                                                    msrc_root)
-    import torch
-
-    ys = [y for _, y, _ in test_items[:50]]
-    student.predict_proba(ys[0])  # warm-up
-
-    def median_over_images(fn):
-        return round(float(np.median([_median_time(lambda: fn(y), 1) for y in ys])), 4)
-
-    out["student_time"] = {
-        "shape": list(ys[0].shape), "n": len(ys), "torch_threads": torch.get_num_threads(),
-        "predict_proba_s": median_over_images(student.predict_proba),
-        "semantic_feature_s": median_over_images(lambda y: semantic_features(y, student)),
-    }
-    return out
-
-
 _LARGE_CHILD = r"""
 import json, sys, time
 import numpy as np
@@ -346,6 +299,19 @@ hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split(
 print(json.dumps({"status": out.status, "message": out.message, "seconds": round(sec, 3),
                   "peak_rss_mb": round(int(hwm) / 1024, 1)}))
 """
+
+
+def run_parsing(data, fcfg, time_photos):
+    """The ``parsing`` section (`deepcolor.bench_parsing`): the configured grey parser against the teacher and the old student."""
+    from deepcolor.bench_parsing import bench_parsing
+    from deepcolor.features.semantic import ADE20K_MODEL_NAME, default_parser_dir
+
+    teacher = data / "models" / ADE20K_MODEL_NAME
+    if not teacher.is_file():
+        return f"skipped: {teacher} not found"
+    parser = default_parser_dir() if fcfg.semantic_parser == "default" else Path(fcfg.semantic_parser)
+    return bench_parsing(data, teacher, parser, old_parser_dir=default_parser_dir().parent / "parser-v1",
+                         time_photos=time_photos, threads=2)
 
 
 def bench_large(model_dir, source, work, megapixels=12.0):
@@ -614,16 +580,10 @@ def main(argv=None):
             model_dir = args.model or DEFAULT_MODEL
             model = Model.load(model_dir)
             report["settings"]["model"] = str(model_dir)
-        msrc = data / "msrc_v2"
         if "parsing" not in args.sections:
             report["parsing"] = "skipped: not in --sections"
-        elif msrc.is_dir():
-            from deepcolor.features.semantic import ADE20K_MODEL_NAME
-
-            report["parsing"] = bench_parsing(msrc, data / "models" / ADE20K_MODEL_NAME,
-                                              fcfg.semantic_parser, items, threads=2)
         else:
-            report["parsing"] = f"skipped: {msrc} not found"
+            report["parsing"] = run_parsing(data, fcfg, test_paths[:50])
         if "speed" in args.sections:
             report["speed"] = bench_speed(model, model_dir, items, test_paths, work, args.jobs)
         if "baselines" in args.sections:

@@ -353,3 +353,59 @@ def test_bundled_parser_quality():
     pairs = labelled_pairs(DATA, "stanford", "test")[::12]
     scores = score_split(lambda rgb: parser.predict_proba(_grey(rgb)), pairs, "stanford", COLOUR_CLASSES)
     assert scores["pixel_accuracy"] > 0.7 and scores["mean_iou"] > 0.4
+
+
+# --- the parsing bench's scoring ------------------------------------------------------------
+
+
+def _fake_camvid_test(root, tiny_scene, label_shape=None):
+    from PIL import Image
+
+    (root / "camvid" / "test" / "images").mkdir(parents=True)
+    (root / "camvid" / "test" / "labels").mkdir()
+    Image.fromarray(tiny_scene(20, 30, 0)).save(root / "camvid" / "test" / "images" / "a.jpg")
+    labels = np.zeros(label_shape or (20, 30), np.uint8)  # CamVid 0: sky
+    labels[:, :10] = 11  # unlabelled
+    Image.fromarray(labels).save(root / "camvid" / "test" / "labels" / "a.png")
+    return labelled_pairs(root, "camvid", "test")
+
+
+def test_score_split_unit(tmp_path, tiny_scene):
+    from deepcolor.bench_parsing import score_split
+
+    pairs = _fake_camvid_test(tmp_path, tiny_scene)
+    onehot = np.eye(len(COLOUR_CLASSES), dtype=np.float32)
+    always_sky = lambda rgb: onehot[np.full(rgb.shape[:2], COLOUR_CLASSES.index("sky"))]  # noqa: E731
+    scores = score_split(always_sky, pairs, "camvid", COLOUR_CLASSES)
+    assert scores == {"pixel_accuracy": 1.0, "mean_iou": 1.0, "n_images": 1}
+    always_water = lambda rgb: onehot[np.full(rgb.shape[:2], COLOUR_CLASSES.index("water"))]  # noqa: E731
+    assert score_split(always_water, pairs, "camvid", COLOUR_CLASSES)["pixel_accuracy"] == 0.0
+
+
+def test_score_split_exception(tmp_path, tiny_scene):
+    from deepcolor.bench_parsing import score_split
+
+    pairs = _fake_camvid_test(tmp_path / "a", tiny_scene)
+    pairs[0][1].unlink()
+    with pytest.raises(ValueError, match="a.png: cannot read the labels of a.jpg"):
+        score_split(lambda rgb: None, pairs, "camvid", COLOUR_CLASSES)
+    pairs = _fake_camvid_test(tmp_path / "b", tiny_scene, label_shape=(21, 30))
+    with pytest.raises(ValueError, match=r"labels \(21, 30\) do not match the photo \(20, 30\)"):
+        score_split(lambda rgb: None, pairs, "camvid", COLOUR_CLASSES)
+
+
+def test_msrc_split_unit(tmp_path):
+    from deepcolor.features.labelsets import msrc_split
+
+    for i in range(7):
+        (tmp_path / f"{i}_s.jpg").write_bytes(b"x")
+    train, ev = msrc_split(tmp_path)
+    assert [p.name for p in ev] == ["0_s.jpg", "3_s.jpg", "6_s.jpg"]
+    assert len(train) == 4 and not set(train) & set(ev)
+
+
+def test_msrc_split_exception(tmp_path):
+    from deepcolor.features.labelsets import msrc_split
+
+    with pytest.raises(ValueError, match="no MSRC-v2 .jpg photos"):
+        msrc_split(tmp_path)
