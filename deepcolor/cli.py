@@ -59,9 +59,6 @@ def cmd_train(args):
     out = Path(args.out)
     if (out / "manifest.json").exists() and not args.overwrite:
         raise CommandError(f"{out}: a model exists here; use --overwrite to replace it")
-    from deepcolor.modelfiles import check_replaceable
-
-    check_replaceable(out, "model")  # before training: a model is a folder of its own
     cfgs = _configs(args)
     tcfg = cfgs["train"].replace(seed=args.seed, hidden=args.hidden, max_epochs=args.epochs)
     ccfg = cfgs["clusters"].replace(n_clusters=args.clusters, mu=args.mu, epsilon=args.epsilon,
