@@ -129,6 +129,11 @@ class StudentParser:
             raise ValueError(f"the network predicts {net.head.out_channels} classes, "
                              f"{len(self.class_names)} class names given")
 
+    @property
+    def classes_(self):
+        """The class names, in the order of `predict_proba`'s last axis."""
+        return self.class_names
+
     def save(self, out_dir):
         """Write a parser directory (``manifest.json`` + ``student.safetensors``); files atomically, manifest last."""
         from safetensors.torch import save as st_save

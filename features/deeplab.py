@@ -360,6 +360,7 @@ class GreyParser:
         self._matrix = torch.from_numpy(class_matrix(151, self.mapping, self.classes_))
         self.info = dict(info or {})
         self.sha256 = None
+        self._memo = None  # (key of the last grey image, its grid probabilities)
 
     @property
     def class_names(self):
@@ -386,10 +387,23 @@ class GreyParser:
             return self.net(torch.from_numpy(x)[None, None])[0]
 
     def grid_proba(self, gray):
-        """Class probabilities (g, g, K) float32 on the network's quarter-size grid."""
+        """Class probabilities (g, g, K) float32 on the network's quarter-size grid.
+
+        The last image's result is kept: the semantic feature and the semantic
+        histogram ask for the same image one after the other.
+        """
+        import hashlib
+
+        gray = np.ascontiguousarray(gray)
+        key = (gray.shape, gray.dtype.str, hashlib.blake2b(gray.tobytes(), digest_size=16).digest())
+        memo = self._memo
+        if memo is not None and memo[0] == key:
+            return memo[1]
         with torch.inference_mode():
             prob = torch.softmax(self.grid_logits(gray), dim=0)  # (151, g, g)
-            return torch.tensordot(prob, self._matrix, dims=([0], [0])).numpy()  # (g, g, K)
+            grid = torch.tensordot(prob, self._matrix, dims=([0], [0])).numpy()  # (g, g, K)
+        self._memo = (key, grid)  # one assignment: a reader sees an old or a new pair, never half
+        return grid
 
     def predict_proba(self, gray):
         """Class probabilities (H, W, K) float32 of a grey image (H, W) in [0, 1], summing to 1."""

@@ -9,7 +9,8 @@ boundaries). The same probabilities give each image a semantic histogram
 This module holds the parts that do not depend on which parser is used:
 class groups that merge a parser's classes, the guided smoothing, the
 histogram, and the ADE20K parser that runs with TensorFlow Lite. A parser is
-any object with ``class_names`` and ``predict_proba(gray) -> (H, W, K)``.
+any object with ``class_names`` (or ``classes_``, the same tuple) and
+``predict_proba(gray) -> (H, W, K)``.
 """
 
 import functools
@@ -307,6 +308,11 @@ class GroupedParser:
         self.parser, self.matrix, self.class_names = parser, matrix, tuple(names)
         self.sha256 = getattr(parser, "sha256", None)
 
+    @property
+    def classes_(self):
+        """The group names, in the order of `predict_proba`'s last axis."""
+        return self.class_names
+
     def predict_proba(self, gray):
         return group_probabilities(self.parser.predict_proba(gray), self.matrix)
 
@@ -319,6 +325,18 @@ def _parser_format_version(path):
         return json.loads((Path(path) / "manifest.json").read_text()).get("format_version")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+@functools.lru_cache(maxsize=4)
+def _load_parser_dir(path):
+    """A parser directory, loaded once per process whatever merges of its classes are asked for."""
+    if _parser_format_version(path) == 1:  # the small student of issue 3
+        from deepcolor.parser import StudentParser
+
+        return StudentParser.load(path)
+    from .deeplab import GreyParser
+
+    return GreyParser.load(path)
 
 
 def default_parser_dir():
@@ -360,14 +378,8 @@ def load_parser(spec="default", groups="parser", threads=1):
         teacher = TFLiteParser(path, threads=threads)
         parser = GroupedParser(teacher, group_matrix(teacher.n_classes, ADE20K_TO_SHARED, SHARED_GROUPS),
                                SHARED_GROUPS + ("other",))
-    elif _parser_format_version(path) == 1:  # the small student of issue 3
-        from deepcolor.parser import StudentParser
-
-        parser = StudentParser.load(path)
     else:
-        from .deeplab import GreyParser
-
-        parser = GreyParser.load(path)
+        parser = _load_parser_dir(str(path))
     merge = GROUP_MERGES[groups]
     if merge is None:
         return parser

@@ -409,3 +409,21 @@ def test_msrc_split_exception(tmp_path):
 
     with pytest.raises(ValueError, match="no MSRC-v2 .jpg photos"):
         msrc_split(tmp_path)
+
+
+def test_grey_parser_memo_invariant(tiny_grey_parser, rng):
+    # The last image's grid is reused only for the very same image (content, shape and dtype).
+    a = rng.uniform(0, 1, (20, 24)).astype(np.float32)
+    b = a.copy()
+    b[3, 4] = 1 - b[3, 4]
+    pa = tiny_grey_parser.grid_proba(a)
+    assert tiny_grey_parser.grid_proba(a.copy()) is pa
+    assert tiny_grey_parser.grid_proba(b) is not pa
+    np.testing.assert_array_equal(tiny_grey_parser.grid_proba(a.astype(np.float64)), pa)  # same image, recomputed
+
+
+def test_load_parser_shares_the_network(tiny_grey_parser, tmp_path):
+    from deepcolor.features.semantic import load_parser
+
+    tiny_grey_parser.save(tmp_path / "p")
+    assert load_parser(str(tmp_path / "p"), "coarse").parser is load_parser(str(tmp_path / "p"), "parser")
