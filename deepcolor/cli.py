@@ -60,13 +60,25 @@ def cmd_train(args):
     if (out / "manifest.json").exists() and not args.overwrite:
         raise CommandError(f"{out}: a model exists here; use --overwrite to replace it")
     cfgs = _configs(args)
-    tcfg = cfgs["train"].replace(seed=args.seed, hidden=args.hidden, max_epochs=args.epochs)
+    tcfg = cfgs["train"].replace(seed=args.seed, hidden=args.hidden, max_epochs=args.epochs, lr=args.lr)
     ccfg = cfgs["clusters"].replace(n_clusters=args.clusters, mu=args.mu, epsilon=args.epsilon,
                                     max_layers=args.max_layers, descriptor=args.descriptor, seed=args.seed)
+    init, init_dir = None, None
+    if args.init:  # fine-tuning (issue 17): the initial model's shape, a fine-tuning rate
+        from deepcolor.ensemble import Model
+        from deepcolor.train import FINETUNE_LR
+
+        init_dir = DEFAULT_MODEL if args.init == "default" else Path(args.init)
+        _check_model_dir(init_dir)
+        init = Model.load(init_dir)
+        tcfg = tcfg.replace(lr=args.lr or FINETUNE_LR)
     with _backend(args):
-        model = train(args.features_dir, tcfg, ccfg, cfgs["refine"], jobs=args.jobs, quiet=args.quiet)
+        model = train(args.features_dir, tcfg, ccfg, cfgs["refine"], jobs=args.jobs, quiet=args.quiet, init=init,
+                      init_dir=init_dir)
     model.save(out)
     info = model.info
+    if init is not None:
+        print(f"train: fine-tuned from network {info['init']['network']} of {init_dir}", file=sys.stderr)
     if model.is_ensemble:
         print(f"train: {len(model.networks)} networks in {info['n_layers']} layer(s) of "
               f"{info['layer_sizes']} images, reference PSNR by layer {info['layer_mean_psnr']} dB "
@@ -90,6 +102,27 @@ def mu_note(n_images, cluster_cfg, n_networks):
     return (f"\ntrain: note: one network only: {n_images} usable references and mu {mu} (at least mu "
             f"references per network) leave room for one cluster; a smaller mu makes an ensemble "
             f"({hint})")
+
+
+def cmd_pick(args):
+    from deepcolor.pick import default_cache_dir, pick_references, write_pick
+
+    if args.n < 1:
+        raise CommandError(f"-n must be a positive number of references, got {args.n}")
+    fcfg = _configs(args)["features"]
+    cache = None if args.no_cache else Path(args.cache) if args.cache else default_cache_dir()
+    with _backend(args):
+        result = pick_references(args.targets, args.pool, args.n, fcfg, args.descriptor, args.rule,
+                                 cache_dir=cache, jobs=args.jobs, quiet=args.quiet)
+    links = write_pick(args.out, result, {"targets": args.targets, "pool": args.pool, "n": args.n,
+                                          "cache": None if cache is None else str(cache)})
+    c = result["counts"]
+    print(f"pick: {c['picked']} of {c['candidates']} colour photos in the pool ({c['grey']} grey or near-grey, "
+          f"{c['duplicate']} duplicates left out; {c['cached']} descriptors from the cache) like "
+          f"{c['targets']} targets, in {result['seconds']:.1f} s -> {links}\n"
+          f"pick: next: deepcolor features {links} --out FEATURES_DIR; "
+          f"deepcolor train FEATURES_DIR --init --out MODEL_DIR", file=sys.stderr)
+    return 1 if c["failed"] else 0
 
 
 FORMATS = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "webp": ".webp", "bmp": ".bmp", "keep": None}
@@ -384,8 +417,36 @@ def build_parser():
     p.add_argument("--max-layers", type=int, help=f"at most this many layers (default {c['max_layers'].default})")
     p.add_argument("--descriptor", choices=("gist", "semantic", "gist+semantic"),
                    help=f"global descriptor of the clustering (default {c['descriptor'].default})")
+    p.add_argument("--init", nargs="?", const="default", metavar="MODEL_DIR",
+                   help="fine-tune a trained model on these references instead of starting from random weights: "
+                        "a few dozen references like your photos are enough (--init alone: the bundled model; "
+                        "the features must be made with its feature settings)")
+    p.add_argument("--lr", type=float, help="learning rate of Adam (default 1e-3; with --init, the fine-tuning "
+                   "rate deepcolor.train.FINETUNE_LR)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model in MODEL_DIR")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("pick", parents=[common, parallel], help="choose the references of a pool most like "
+                       "your grey photos, for a personal model (deepcolor features, then train --init)")
+    p.add_argument("targets", nargs="+", metavar="TARGET_DIR", help="the photos to colorize (folders, searched "
+                   "recursively, or files; grey or colour)")
+    p.add_argument("--pool", nargs="+", required=True, metavar="POOL_DIR", help="colour photos to choose from "
+                   "(folders or files, any number)")
+    p.add_argument("--out", required=True, metavar="PICK_DIR", help="writes PICK_DIR/references/ (links to the "
+                   "picked photos, for 'deepcolor features PICK_DIR/references'), picked.txt and pick.json")
+    p.add_argument("-n", "--n", type=int, default=50, dest="n", metavar="N",
+                   help="how many references to pick (default 50)")
+    from deepcolor.pick import DEFAULT_DESCRIPTOR, DEFAULT_RULE, PICK_DESCRIPTORS, PICK_RULES  # numpy only
+
+    p.add_argument("--descriptor", choices=PICK_DESCRIPTORS, default=DEFAULT_DESCRIPTOR,
+                   help=f"likeness by this global descriptor (default {DEFAULT_DESCRIPTOR}; docs/DESIGN.md)")
+    p.add_argument("--rule", choices=PICK_RULES, default=DEFAULT_RULE, help="nearest: by the distance to the "
+                   "nearest target; mean: to the targets' mean; each: the targets take turns "
+                   f"(default {DEFAULT_RULE})")
+    p.add_argument("--cache", metavar="DIR", help="descriptor cache, so that a second pick from the same pool "
+                   "is quick (default $DEEPCOLOR_CACHE, else ~/.cache/deepcolor)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the descriptor cache")
+    p.set_defaults(func=cmd_pick)
 
     p = sub.add_parser("colorize", parents=[common, parallel], help="colorize a grey photo or a folder of them")
     p.add_argument("input", metavar="IN", help="an image file or a folder (searched recursively)")

@@ -254,9 +254,111 @@ def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=No
                  clusters=clusters, cluster_config=cluster_cfg)
 
 
-def train(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=None, jobs=1, quiet=False):
-    """The ensemble, or the single network when ``cluster_cfg.n_clusters == 1``."""
+def train(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=None, jobs=1, quiet=False, init=None,
+          init_dir=None):
+    """The ensemble, or the single network when ``cluster_cfg.n_clusters == 1``; `init`: see `fine_tune`."""
     cluster_cfg = cluster_cfg or ClusterConfig()
+    if init is not None:
+        return fine_tune(features_dir, init, train_cfg, cluster_cfg, refine_cfg, jobs=jobs, quiet=quiet,
+                         init_dir=init_dir)
     if cluster_cfg.n_clusters == 1:
         return train_model(features_dir, train_cfg, refine_cfg, quiet=quiet)
     return train_ensemble(features_dir, train_cfg, cluster_cfg, refine_cfg, jobs=jobs, quiet=quiet)
+
+
+# Learning rate (Adam) of `deepcolor train --init` (docs/DESIGN.md, "A personal model (issue 17)").
+FINETUNE_LR = 3e-4
+
+# Settings of `FeatureConfig` that change a pixel's feature vector (the others change which
+# pixels are sampled): a model fine-tuned from another must be fed features made alike.
+_FEATURE_KEYS = ("features", "working_size", "patch_size", "daisy_radius", "daisy_rings", "daisy_histograms",
+                 "daisy_orientations", "daisy_backend", "daisy_normalization")
+_SEMANTIC_KEYS = ("semantic_parser", "semantic_groups", "semantic_smoothing", "semantic_radius", "semantic_eps")
+
+
+def check_init_features(init_cfg, feature_cfg, features_dir, init_dir=None):
+    """Raise ValueError naming both folders and every differing setting if the features differ."""
+    keys = _FEATURE_KEYS + (_SEMANTIC_KEYS if "semantic" in feature_cfg.features else ())
+    a, b = init_cfg.to_dict(), feature_cfg.to_dict()
+    diff = [f"{k}: {a[k]!r} in the model, {b[k]!r} in the features" for k in keys if a[k] != b[k]]
+    if diff:
+        raise ValueError(f"{features_dir}: these features were not made with the feature settings of the "
+                         f"initial model {init_dir or ''} ({'; '.join(diff)}); rerun 'deepcolor features' "
+                         f"with the model's settings")
+
+
+def closest_network(model, shards):
+    """Which of `model`'s networks colours these references best (before any training).
+
+    Returns
+    -------
+    index : int
+        The network of lowest mean squared (U, V) error over the references'
+        sampled pixels, each reference weighing the same.
+    mse : list of float
+        Each network's error.
+    """
+    mse = [float(np.mean([np.mean((predict(net, x) - uv) ** 2) for x, uv in shards])) for net in model.networks]
+    return int(np.argmin(mse)), mse
+
+
+def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=None, jobs=1, quiet=False,
+              init_dir=None):
+    """A model fine-tuned from the trained model `init` on the references of `features_dir`.
+
+    The network of `init` that colours the new references best
+    (`closest_network`) is trained further on them, all of its weights and
+    its input normalisation kept as the start, at ``train_cfg.lr`` (the
+    caller chooses a fine-tuning rate; `deepcolor train --init` uses
+    `FINETUNE_LR`). Early stopping on held-out references, as for any
+    network, starting from the initial network's own held-out error: the
+    result is never worse than `init`'s network on them. That network is
+    the model when ``cluster_cfg.n_clusters == 1`` or when there are fewer
+    than ``2 * cluster_cfg.mu`` references (room for one cluster only);
+    otherwise it is the all-reference network from which the adaptive
+    ensemble (`train_ensemble`) fine-tunes its clusters.
+
+    The network's shape (width, depth) is the initial model's, whatever
+    `train_cfg` says. The model's ``info["init"]`` records where it started:
+    `init_dir`, the initial model's settings checksum, the network chosen and
+    every network's error on the references.
+
+    Raises
+    ------
+    ValueError
+        The features were made with other feature settings than `init`'s.
+    """
+    cluster_cfg = cluster_cfg or ClusterConfig()
+    features_dir = Path(features_dir)
+    manifest = load_manifest(features_dir)
+    feature_cfg = FeatureConfig.from_dict(manifest["feature_config"])
+    check_init_features(init.feature_config, feature_cfg, features_dir, init_dir)
+    start_net = init.networks[0]
+    train_cfg = (train_cfg or TrainConfig()).replace(hidden=start_net.hidden[0].out_features,
+                                                     n_hidden_layers=len(start_net.hidden))
+    sources, shards = _load_xy(features_dir, manifest)
+    index, mse = closest_network(init, shards)
+    start = time.perf_counter()
+    bar = progress_bar(total=train_cfg.max_epochs, desc="fine-tune", unit="epoch", quiet=quiet)
+    net, history, (tr, va) = fit_on_shards(shards, train_cfg, feature_block(feature_cfg, "semantic"),
+                                           init=init.networks[index], progress=lambda h: bar.update(1))
+    bar.close()
+    record = {"model": None if init_dir is None else str(init_dir),
+              "settings_sha256": getattr(init, "manifest", {}).get("settings_sha256"),
+              "network": index, "network_mse": [round(m, 7) for m in mse], "lr": train_cfg.lr}
+    if cluster_cfg.n_clusters > 1 and len(shards) >= 2 * cluster_cfg.mu:  # else one cluster: this network
+        del shards
+        model = train_ensemble(features_dir, train_cfg, cluster_cfg, refine_cfg, jobs=jobs, quiet=quiet, init=net)
+        model.info.update(warm_start_history=history, init=record,
+                          warm_start_seconds=round(time.perf_counter() - start, 3))
+        return model
+    info = {
+        "features_dir": str(features_dir), "init": record,
+        "n_train_images": int(len(tr)), "n_val_images": int(len(va)),
+        "n_train_pixels": int(sum(len(shards[i][0]) for i in tr)),
+        "n_val_pixels": int(sum(len(shards[i][0]) for i in va)),
+        "val_images": [sources[i] for i in va],
+        "history": history, "train_seconds": round(time.perf_counter() - start, 3),
+        "torch_threads": torch.get_num_threads(),
+    }
+    return Model([net], feature_cfg, train_cfg, refine_cfg or init.refine_config, info)
