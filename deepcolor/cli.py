@@ -59,6 +59,9 @@ def cmd_train(args):
     out = Path(args.out)
     if (out / "manifest.json").exists() and not args.overwrite:
         raise CommandError(f"{out}: a model exists here; use --overwrite to replace it")
+    from deepcolor.modelfiles import check_replaceable
+
+    check_replaceable(out, "model")  # before training: a model is a folder of its own
     cfgs = _configs(args)
     tcfg = cfgs["train"].replace(seed=args.seed, hidden=args.hidden, max_epochs=args.epochs, lr=args.lr)
     ccfg = cfgs["clusters"].replace(n_clusters=args.clusters, mu=args.mu, epsilon=args.epsilon,
@@ -162,6 +165,8 @@ def _saturation(value):
 def _check_model_dir(model_dir):
     """A CommandError with the way on when MODEL_DIR is something else than a model (a features folder)."""
     manifest = Path(model_dir) / "manifest.json"
+    if not manifest.is_file():  # a FIFO or device would block or never end: the model loader refuses it
+        return
     try:
         kind = json.loads(manifest.read_text()).get("format")
     except (OSError, ValueError, AttributeError):
@@ -193,9 +198,9 @@ def cmd_colorize(args):
 
         model = load_colorizer(model_dir, args.method)
     else:  # the workers load it; here only its files are checked, without importing torch (2.6 s)
-        from deepcolor.modelfiles import FORMAT, FORMAT_VERSION, read_verified
+        from deepcolor.modelfiles import verify_model
 
-        read_verified(model_dir, FORMAT, FORMAT_VERSION, "model")
+        verify_model(model_dir)
         model = None
     pairs, problems = plan_outputs(args.input, args.output, FORMATS[args.format])
     record_path = colorize_log_path(args.input, args.output)

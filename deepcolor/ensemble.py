@@ -31,7 +31,9 @@ from safetensors.torch import save as st_save
 from deepcolor import __version__
 from deepcolor.config import ClusterConfig, FeatureConfig, RefineConfig, TrainConfig
 from deepcolor.io import atomic_write_bytes, atomic_write_text
-from deepcolor.modelfiles import FORMAT, FORMAT_VERSION, MANIFEST, ModelError, _sha, read_verified  # noqa: F401
+from deepcolor.modelfiles import (FORMAT, FORMAT_VERSION, MANIFEST, ModelError, _sha,  # noqa: F401
+                                  check_replaceable, new_folder_beside, read_verified, replace_folder,
+                                  settings_sha, verify_model)
 from deepcolor.networks import ChromaNet, predict
 
 def versions():
@@ -134,7 +136,29 @@ class Model:
                         "candidates": [int(c) for c in candidates]}
 
     def save(self, model_dir):
-        """Write the model directory; each file atomically, the manifest last."""
+        """Write the model directory, replacing any model there in one step.
+
+        The files are written into a new folder beside `model_dir` (the
+        manifest last), which then takes the place of `model_dir` by an atomic
+        rename (an exchange of the two folders where one exists already): a
+        run killed at any point leaves either the old model or the new one,
+        whole (`deepcolor.modelfiles.replace_folder`).
+
+        Raises
+        ------
+        ModelError
+            `model_dir` exists and holds files other than a model's.
+        OSError
+            The folder cannot be written.
+        """
+        model_dir = Path(model_dir)
+        check_replaceable(model_dir, "model")
+        with new_folder_beside(model_dir) as tmp:
+            self._write(tmp)
+            replace_folder(tmp, model_dir)
+
+    def _write(self, model_dir):
+        """Write the model's files into the folder `model_dir`, the manifest last."""
         model_dir = Path(model_dir)
         files, nets = {}, []
         for i, net in enumerate(self.networks):
@@ -166,6 +190,7 @@ class Model:
             table = cluster_table(self.clusters, nets)
             manifest.update(cluster_config=self.cluster_config.to_dict(), clusters=table,
                             clusters_sha256=_table_sha(table))
+        manifest["settings_sha256"] = settings_sha(manifest)  # an edited setting is refused as corrupt
         atomic_write_text(model_dir / MANIFEST, json.dumps(manifest, indent=1, default=float))
 
     @classmethod
@@ -173,7 +198,7 @@ class Model:
         """Load and verify a model directory; raises ModelError naming the file and the problem."""
         model_dir = Path(model_dir)
         mpath = model_dir / MANIFEST
-        manifest, blobs = read_verified(model_dir, FORMAT, FORMAT_VERSION, "model")
+        manifest, blobs = verify_model(model_dir)
         try:
             fcfg = FeatureConfig.from_dict(manifest["feature_config"])
             tcfg = TrainConfig.from_dict(manifest["train_config"])
@@ -188,7 +213,7 @@ class Model:
                 net.load_state_dict(state, strict=True)
                 net.eval()
                 networks.append(net)
-        except (KeyError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # safetensors' own error, numpy's zip errors, torch's shape errors
             raise ModelError(f"{mpath}: inconsistent model ({type(exc).__name__}: {exc})") from None
         if any(net.in_dim != fcfg.dim for net in networks):
             raise ModelError(f"{mpath}: network input length {networks[0].in_dim} does not match "

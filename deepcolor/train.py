@@ -148,7 +148,22 @@ def train_model(features_dir, train_cfg=None, refine_cfg=None, quiet=False):
 
 def _load_xy(features_dir, manifest):
     loaded = load_shards(features_dir, manifest)
+    for source, *arrays in loaded:
+        check_finite(arrays, f"{features_dir}: the feature shard of {source}")
     return [s[0] for s in loaded], [(s[1], s[2]) for s in loaded]
+
+
+def check_finite(arrays, what):
+    """Raise ValueError naming `what` if any of `arrays` holds NaN or infinite values.
+
+    A shard edited or damaged on disk (its checksum is not kept) would
+    otherwise train a network on NaN and end in a traceback or a model of NaN.
+    """
+    for a in arrays:
+        a = np.asarray(a)
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            raise ValueError(f"{what} holds NaN or infinite values ({int((~np.isfinite(a)).sum())} of "
+                             f"{a.size}); delete it and rerun 'deepcolor features'")
 
 
 def _fit_cluster(features_dir, shard_paths, train_cfg, block, init, threads):
@@ -156,6 +171,8 @@ def _fit_cluster(features_dir, shard_paths, train_cfg, block, init, threads):
     if threads:
         torch.set_num_threads(threads)
     shards = [read_shard(Path(features_dir) / p) for p in shard_paths]
+    for p, arrays in zip(shard_paths, shards):
+        check_finite(arrays, f"{Path(features_dir) / p}")
     net, history, _ = fit_on_shards(shards, train_cfg, block, init=init)
     psnr = [sampled_psnr(predict(net, x), uv) for x, uv in shards]
     return net, history, psnr
@@ -193,6 +210,8 @@ def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=No
     if len(entries) < 2:
         raise ValueError(f"training needs at least 2 usable reference images, got {len(entries)}")
     desc = [read_shard(features_dir / e["shard"], ("gist", "semantic", "histogram")) for e in entries]
+    for e, arrays in zip(entries, desc):
+        check_finite(arrays, f"{features_dir / e['shard']}")
     X = combine(np.stack([d[0] for d in desc]), np.stack([d[1] for d in desc]), cluster_cfg.descriptor)
     hists = np.stack([d[2] for d in desc]).astype(np.float64)
     block = feature_block(feature_cfg, "semantic")
