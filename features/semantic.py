@@ -327,9 +327,17 @@ def _parser_format_version(path):
         return None
 
 
+def _manifest_digest(path):
+    """sha256 of a parser directory's manifest (None if unreadable): a parser rewritten in place is reloaded."""
+    try:
+        return hashlib.sha256((Path(path) / "manifest.json").read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 @functools.lru_cache(maxsize=4)
-def _load_parser_dir(path):
-    """A parser directory, loaded once per process whatever merges of its classes are asked for."""
+def _load_parser_dir(path, manifest_digest):
+    """A parser directory, loaded once per process (per manifest) whatever merges of its classes are asked for."""
     if _parser_format_version(path) == 1:  # the small student of issue 3
         from deepcolor.parser import StudentParser
 
@@ -379,7 +387,7 @@ def load_parser(spec="default", groups="parser", threads=1):
         parser = GroupedParser(teacher, group_matrix(teacher.n_classes, ADE20K_TO_SHARED, SHARED_GROUPS),
                                SHARED_GROUPS + ("other",))
     else:
-        parser = _load_parser_dir(str(path))
+        parser = _load_parser_dir(str(path), _manifest_digest(path))
     merge = GROUP_MERGES[groups]
     if merge is None:
         return parser
