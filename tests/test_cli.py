@@ -546,66 +546,67 @@ def test_cli_entry_points_subprocess():
 # --- parser ------------------------------------------------------------------
 
 
-@pytest.fixture
-def targets_dir(tmp_path):
-    """Ten synthetic teacher-target shards (32 px grey, 8x8 cells of 151 classes): bright = sky, dark = tree."""
-    root = tmp_path / "targets"
-    (root / "shards").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(10):
-        bright = i % 2 == 0
-        grey = np.full((32, 32), 200 if bright else 40, np.uint8) + rng.integers(0, 9, (32, 32)).astype(np.uint8)
-        prob = np.zeros((8, 8, 151), np.float16)
-        prob[..., 3 if bright else 5] = 1  # ADE20K channel 3 sky, 5 tree
-        np.savez(root / "shards" / f"{i:024x}.npz", grey=grey, prob=prob)
+def _fake_data(root, tiny_scene):
+    """A data folder laid out as ../shared/data, a few tiny photos and labels in each set `parser train` reads."""
+    from PIL import Image
+
+    def photo(path, seed, h=24, w=30):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(tiny_scene(h, w, seed)).save(path)
+
+    def labels(path, h=24, w=30):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lab = np.zeros((h, w), np.uint8)
+        lab[h // 2:] = 1
+        Image.fromarray(lab).save(path)
+
+    for i in range(6):
+        photo(root / "msrc_v2" / "images" / f"{i}_s.jpg", i)
+        labels(root / "msrc_v2" / "labels" / f"{i}_s.png")
+        photo(root / "stanford_background" / "images" / f"{i:07d}.jpg", 10 + i)
+        labels(root / "stanford_background" / "labels" / f"{i:07d}.png")
+        for split in ("train", "val"):
+            photo(root / "camvid" / split / "images" / f"f{i}.jpg", 20 + i)
+            labels(root / "camvid" / split / "labels" / f"f{i}.png")
+    (root / "stanford_background" / "train.txt").write_text("".join(f"{i:07d}\n" for i in range(6)))
+    (root / "stanford_background" / "msrc_overlap.txt").write_text("0000005.jpg 5_s.jpg\n")
+    for folder in ("bsds500/train", "bsds500/val", "imagenet_sample/train", "intel_scenes/train/sea"):
+        photo(root / folder / "a.jpg", 30)
     return root
 
 
-def test_cli_parser_train_unit(run, tmp_path, targets_dir):
-    from deepcolor.features.semantic import SHARED_GROUPS
-    from deepcolor.parser import StudentParser
-
-    out = tmp_path / "parser"
-    rc, _, err = run("parser", "train", targets_dir, "--out", out, "--width", "4", "--epochs", "3", "-q")
-    assert rc == 0, err
-    assert re.search(r"parser: best held-out loss [\d.]+ after 3 epochs on 10 photos", err)
-    parser = StudentParser.load(out)
-    assert parser.class_names == SHARED_GROUPS + ("other",) and parser.width == 4 and parser.input_size == 32
-    assert parser.info["n_photos"] == 10 and len(parser.info["history"]["val"]) == 3
-    rc, _, err = run("parser", "train", targets_dir, "--out", out, "--width", "4", "--epochs", "1", "-q")
-    assert rc == 2 and "a parser exists here; use --overwrite" in err
-    rc, _, err = run("parser", "train", targets_dir, "--out", out, "--width", "4", "--epochs", "1", "-q",
-                     "--overwrite")
-    assert rc == 0, err
-
-
-def test_cli_parser_train_exception_no_targets(run, tmp_path):
-    rc, _, err = run("parser", "train", tmp_path, "--out", tmp_path / "parser", "-q")
-    assert rc == 2
-    assert _errors(err) == [f"ERROR: {tmp_path}: no teacher target shards; run make_targets first"]
-
-
-@pytest.mark.parametrize("option, value, match", [("--width", "0", "width must be a positive int, got 0"),
-                                                  ("--epochs", "0", "epochs must be a positive int, got 0")])
-def test_cli_parser_train_exception_bad_option(run, tmp_path, targets_dir, option, value, match):
-    rc, _, err = run("parser", "train", targets_dir, "--out", tmp_path / "parser", option, value, "-q")
-    assert rc == 2 and _errors(err) == [f"ERROR: {match}"]
-    assert not (tmp_path / "parser").exists()
-
-
-def test_cli_parser_targets_exception_missing_teacher(run, tmp_path, tiny_refs):
-    tiny_refs(tmp_path / "photos", seeds=range(2))
+def test_cli_parser_train_exception_missing_teacher(run, tmp_path):
     teacher = tmp_path / "models" / "deeplabv3_mobilenetv2_ade20k.tflite"
-    rc, _, err = run("parser", "targets", tmp_path / "photos", "--teacher", teacher, "--out", tmp_path / "t", "-q")
-    assert rc == 2
-    assert _errors(err)[0].startswith(f"ERROR: {teacher}: ADE20K parser not found")
-    assert not (tmp_path / "t").exists()
+    rc, _, err = run("parser", "train", "--teacher", teacher, "--data", tmp_path, "--out", tmp_path / "p", "-q")
+    assert rc == 2 and _errors(err) == [f"ERROR: {teacher}: no such ADE20K parser file "
+                                        f"(deeplabv3_mobilenetv2_ade20k.tflite)"]
+    assert not (tmp_path / "p").exists()
 
 
-def test_cli_parser_targets_exception_missing_folder(run, tmp_path):
-    rc, _, err = run("parser", "targets", tmp_path / "nope", "--teacher", tmp_path / "t.tflite",
-                     "--out", tmp_path / "t", "-q")
-    assert rc == 2 and _errors(err) == [f"ERROR: {tmp_path / 'nope'}: no such folder of colour photos"]
+def test_cli_parser_train_exception_missing_data(run, tmp_path):
+    (tmp_path / "t.tflite").write_bytes(b"x")
+    rc, _, err = run("parser", "train", "--teacher", tmp_path / "t.tflite", "--data", tmp_path / "nope",
+                     "--out", tmp_path / "p", "-q")
+    assert rc == 2 and _errors(err) == [f"ERROR: {tmp_path / 'nope'}: no such data folder"]
+
+
+@pytest.mark.parametrize("option, value, match", [
+    ("--epochs", "0", "epochs must be a positive int, got 0"),
+    ("--input-size", "256", "input_size must be 16 n + 1 and >= 33 (257, 321...), got 256"),
+    ("--threads", "0", "threads must be a positive int, got 0")])
+def test_cli_parser_train_exception_bad_option(run, tmp_path, option, value, match):
+    rc, _, err = run("parser", "train", "--teacher", tmp_path / "t.tflite", "--data", tmp_path,
+                     "--out", tmp_path / "p", option, value, "-q")
+    assert rc == 2 and _errors(err) == [f"ERROR: {match}"]
+    assert not (tmp_path / "p").exists()
+
+
+def test_cli_parser_train_exception_exists(run, tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "manifest.json").write_text("{}")
+    rc, _, err = run("parser", "train", "--teacher", tmp_path / "t.tflite", "--data", tmp_path,
+                     "--out", tmp_path / "p", "-q")
+    assert rc == 2 and "a parser exists here; use --overwrite to replace it" in err
 
 
 def test_cli_colorize_exception_semantic_parser_gone(run, tmp_path, tiny_refs, tiny_parser_dir, grey_dir,
@@ -632,48 +633,22 @@ def test_cli_colorize_exception_semantic_parser_gone(run, tmp_path, tiny_refs, t
 TEACHER = Path(__file__).resolve().parents[2] / "shared" / "data" / "models" / "deeplabv3_mobilenetv2_ade20k.tflite"
 
 
-@pytest.mark.skipif(not TEACHER.is_file() or importlib.util.find_spec("ai_edge_litert") is None,
-                    reason="needs the ADE20K .tflite of the data folder and ai-edge-litert")
-def test_cli_parser_targets_unit(run, tmp_path, tiny_refs):
-    tiny_refs(tmp_path / "photos", seeds=range(3))
-    out = tmp_path / "targets"
-    rc, _, err = run("parser", "targets", tmp_path / "photos", "--teacher", TEACHER, "--out", out,
-                     "--max-per-folder", "2", "-q")
+@pytest.mark.skipif(not TEACHER.is_file() or importlib.util.find_spec("tflite") is None,
+                    reason="needs the ADE20K .tflite of the data folder and the tflite package")
+def test_cli_parser_train_unit(run, tmp_path, tiny_scene, torch_one_thread):
+    # The whole command on a tiny data folder with the real teacher: a parser directory that loads and parses.
+    from deepcolor.features.deeplab import GreyParser
+    from deepcolor.features.labelsets import COLOUR_CLASSES
+
+    data = _fake_data(tmp_path / "data", tiny_scene)
+    out = tmp_path / "parser"
+    rc, _, err = run("parser", "train", "--teacher", TEACHER, "--data", data, "--out", out, "--epochs", "1",
+                     "--input-size", "33", "-q")
     assert rc == 0, err
-    shards = sorted((out / "shards").glob("*.npz"))
-    assert len(shards) == 2 and "parser targets: 2 of 2 photos" in err
-    with np.load(shards[0]) as data:
-        assert data["grey"].shape == (128, 128) and data["grey"].dtype == np.uint8
-        assert data["prob"].shape == (32, 32, 151)
-        np.testing.assert_allclose(data["prob"].astype(np.float32).sum(-1), 1.0, atol=2e-2)
-    before = {p: p.stat().st_mtime_ns for p in shards}
-    rc, _, err = run("parser", "targets", tmp_path / "photos", "--teacher", TEACHER, "--out", out,
-                     "--max-per-folder", "2", "-q")
-    assert rc == 0 and {p: p.stat().st_mtime_ns for p in shards} == before  # resumed: nothing redone
-
-
-@pytest.mark.skipif(not TEACHER.is_file() or importlib.util.find_spec("ai_edge_litert") is None,
-                    reason="needs the ADE20K .tflite of the data folder and ai-edge-litert")
-def test_cli_parser_targets_bad_file(run, tmp_path, tiny_refs):
-    tiny_refs(tmp_path / "photos", seeds=range(1))
-    (tmp_path / "photos" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
-    rc, _, err = run("parser", "targets", tmp_path / "photos", "--teacher", TEACHER, "--out", tmp_path / "t", "-q")
-    assert rc == 1
-    assert "broken.png" in "\n".join(_errors(err)) and "parser targets: 1 of 2 photos" in err
-
-
-@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", b"not a zip at all"])
-def test_cli_parser_train_exception_corrupt_shard(run, tmp_path, targets_dir, content):
-    bad = targets_dir / "shards" / ("f" * 24 + ".npz")
-    bad.write_bytes(content)
-    rc, _, err = run("parser", "train", targets_dir, "--out", tmp_path / "parser", "-q")
-    assert rc == 2
-    assert _errors(err)[0].startswith(f"ERROR: {bad}: unreadable teacher target shard")
-    assert not (tmp_path / "parser").exists()
-
-
-def test_cli_parser_train_exception_shard_without_arrays(run, tmp_path, targets_dir):
-    bad = targets_dir / "shards" / ("e" * 24 + ".npz")
-    np.savez(bad, other=np.zeros(3))
-    rc, _, err = run("parser", "train", targets_dir, "--out", tmp_path / "parser", "-q")
-    assert rc == 2 and _errors(err)[0].startswith(f"ERROR: {bad}: unreadable teacher target shard (KeyError")
+    assert re.search(r"parser: validation pixel accuracy [\d.]+ \(step \d+ of 2, 16 photos", err)
+    parser = GreyParser.load(out)
+    assert parser.classes_ == COLOUR_CLASSES and parser.input_size == 33
+    assert parser.info["n_train"] == 18 and parser.info["teacher"] == TEACHER.name
+    prob = parser.predict_proba(np.full((20, 30), 0.5, np.float32))
+    assert prob.shape == (20, 30, len(COLOUR_CLASSES))
+    np.testing.assert_allclose(prob.sum(-1), 1, atol=1e-5)
