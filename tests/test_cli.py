@@ -645,7 +645,7 @@ def test_cli_parser_train_unit(run, tmp_path, tiny_scene, torch_one_thread):
     rc, _, err = run("parser", "train", "--teacher", TEACHER, "--data", data, "--out", out, "--epochs", "1",
                      "--input-size", "33", "-q")
     assert rc == 0, err
-    assert re.search(r"parser: validation pixel accuracy [\d.]+ \(step \d+ of 2, 16 photos", err)
+    assert re.search(r"parser: validation pixel accuracy [\d.]+ \(step \d+ of 2, 18 photos", err)
     parser = GreyParser.load(out)
     assert parser.classes_ == COLOUR_CLASSES and parser.input_size == 33
     assert parser.info["n_train"] == 18 and parser.info["teacher"] == TEACHER.name
