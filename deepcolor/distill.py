@@ -211,7 +211,7 @@ def distill_parser(teacher_path, data, cfg=DistillConfig(), progress=None, log_e
     teacher = teacher_net(teacher_path, output_stride=8)
     student = grey_from_rgb(teacher_net(teacher_path, output_stride=cfg.output_stride))
     parser, info = distill(teacher, student, train, val, cfg, rng, progress, log_every, start)
-    info["teacher"] = Path(teacher_path).name
+    info["teacher"] = parser.info["teacher"] = Path(teacher_path).name
     return parser, info
 
 
