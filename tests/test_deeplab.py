@@ -427,3 +427,27 @@ def test_load_parser_shares_the_network(tiny_grey_parser, tmp_path):
 
     tiny_grey_parser.save(tmp_path / "p")
     assert load_parser(str(tmp_path / "p"), "coarse").parser is load_parser(str(tmp_path / "p"), "parser")
+
+
+def test_grey_parser_load_exception_not_safetensors(tiny_grey_parser, tmp_path):
+    # Weights whose checksum matches the manifest but that are not safetensors: refused, not a crash.
+    import hashlib
+
+    tiny_grey_parser.save(tmp_path / "p")
+    (tmp_path / "p" / "deeplab.safetensors").write_bytes(b"not safetensors at all")
+    path = tmp_path / "p" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"]["deeplab.safetensors"] = hashlib.sha256(b"not safetensors at all").hexdigest()
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="inconsistent parser"):
+        GreyParser.load(tmp_path / "p")
+
+
+def test_grey_parser_load_exception_not_a_parser(tmp_path):
+    with pytest.raises(ModelError, match="no such parser directory"):
+        GreyParser.load(tmp_path / "nothing")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps({"format": "deepcolor-model", "format_version": 2,
+                                                              "files": {}}))
+    with pytest.raises(ModelError, match="not a deepcolor parser manifest"):
+        GreyParser.load(tmp_path / "m")
