@@ -33,13 +33,41 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 MAX_PIXELS = 200_000_000
 
 
+def display_path(path):
+    """A path as one line of text: control and undecodable characters escaped.
+
+    A file name may hold a newline, a terminal escape or bytes that are not
+    UTF-8; printed raw, it would split an error line in two or change the
+    terminal. Such characters (and then backslashes too, so the escaping is
+    unambiguous) are written as Python escapes (``\\n``, ``\\x1b``,
+    ``\\xff`` for an undecodable byte). Other paths are returned unchanged.
+    """
+    import unicodedata
+
+    text = os.fsdecode(os.fspath(path))
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:  # a byte that is not UTF-8 (surrogateescape)
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == " " or unicodedata.category(ch)[0] not in "CZ":
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
 class ImageError(Exception):
     """A file that cannot be used as an image; the message names the file and the problem."""
 
     def __init__(self, path, problem):
         self.path = Path(path)
         self.problem = problem
-        super().__init__(f"{path}: {problem}")
+        super().__init__(f"{display_path(path)}: {problem}")
 
     def __reduce__(self):  # survives pickling between worker processes
         return (type(self), (str(self.path), self.problem))
@@ -299,6 +327,10 @@ def read_picture(path, max_pixels=MAX_PIXELS):
                 if max_pixels is not None and n > max_pixels:
                     raise ImageError(path, f"image of {width} x {height} = {n:,} pixels exceeds the limit "
                                            f"of {max_pixels:,} pixels (setting max_pixels, --max-pixels)")
+                if img.format == "TIFF":  # tifffile first: Pillow scrambles raw TIFFs of orientation 5..8
+                    picture = _read_tiff(path, img)
+                    if picture is not None:
+                        return picture
                 if _is_16bit_colour(img):
                     return _read_16bit_colour(path, img)
                 img.load()
@@ -306,10 +338,215 @@ def read_picture(path, max_pixels=MAX_PIXELS):
                 return _picture_from_pillow(path, img)
         except PermissionError:
             raise ImageError(path, "permission denied") from None
-        except UnidentifiedImageError:
-            raise ImageError(path, "not an image file that Pillow can read") from None
+        except UnidentifiedImageError as exc:
+            return _read_fallback(path, max_pixels, exc)
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(path, f"corrupt or truncated image ({exc})") from None
+            reason = _diagnose(path)
+            raise ImageError(path, f"corrupt or truncated image ({reason + '; Pillow: ' if reason else ''}{exc})") \
+                from None
+
+
+# File signatures of the formats some decoder here reads, to say what a file
+# that Pillow cannot identify was meant to be.
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"BM", "BMP"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"), (b"\xffO\xffQ", "JPEG 2000"),
+)
+
+
+def sniff_format(path):
+    """The image format a file's first bytes announce ("PNG", "JPEG", "TIFF", ...), or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    for magic, name in _SIGNATURES:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def _diagnose_png(path):
+    """Why a PNG is unreadable: its header, a chunk cut short or with a bad CRC; None if none is found."""
+    data = Path(path).read_bytes()
+    pos, first = 8, True
+    while True:
+        if pos + 8 > len(data):
+            return f"truncated PNG: it ends after {len(data)} bytes, without its IEND chunk"
+        length = struct.unpack(">I", data[pos:pos + 4])[0]
+        kind = data[pos + 4:pos + 8]
+        name = kind.decode("latin-1")
+        if first and kind != b"IHDR":
+            return "corrupt PNG: it does not start with an IHDR chunk"
+        if pos + 12 + length > len(data):
+            return f"truncated PNG: it ends inside its {name!r} chunk (file of {len(data)} bytes)"
+        body = data[pos + 8:pos + 8 + length]
+        if zlib.crc32(kind + body) != struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0]:
+            return f"corrupt PNG: bad checksum (CRC) of its {name!r} chunk"
+        if first:
+            width, height = struct.unpack(">II", body[:8])
+            if width == 0 or height == 0:
+                return f"corrupt PNG: its header declares {width} x {height} pixels"
+        if kind == b"IEND":
+            return None
+        pos, first = pos + 12 + length, False
+
+
+def _jpeg_frame(path):
+    """(SOF marker, sample precision, rows, columns) of a JPEG's frame header, or None if it has none."""
+    data = Path(path).read_bytes()
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker in (0x01,) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if pos + 9 > len(data):
+                return None
+            precision = data[pos + 4]
+            rows, cols = struct.unpack(">HH", data[pos + 5:pos + 9])
+            return marker, precision, rows, cols
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        pos += 2 + length
+    return None
+
+
+def _diagnose_jpeg(path):
+    """Why a JPEG is unreadable (lossless, 12-bit, arithmetic coding, cut short); None if none is found."""
+    frame = _jpeg_frame(path)
+    if frame is None:
+        return "corrupt or truncated JPEG: no frame header (SOF) before the data ends"
+    marker, precision, rows, cols = frame
+    if marker in (0xC3, 0xC7, 0xCB, 0xCF):
+        return (f"lossless JPEG (SOF{marker - 0xC0}, {precision}-bit), which neither Pillow nor OpenCV "
+                f"(libjpeg) decodes here; convert it to PNG or TIFF")
+    if precision != 8:
+        return (f"{precision}-bit JPEG (SOF{marker - 0xC0}), which neither Pillow nor OpenCV (8-bit libjpeg) "
+                f"decodes here; convert it to a 16-bit PNG or TIFF")
+    if marker in (0xC9, 0xCA):
+        return "arithmetic-coded JPEG, which the decoders here do not read"
+    if rows == 0 or cols == 0:
+        return f"corrupt JPEG: its header declares {cols} x {rows} pixels"
+    if not Path(path).read_bytes().rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return "truncated JPEG: the data end before the end-of-image marker"
+    return None
+
+
+def _diagnose(path):
+    """What is wrong with a PNG or JPEG file that failed to decode, from its structure; None if not found."""
+    kind = sniff_format(path)
+    try:
+        return {"PNG": _diagnose_png, "JPEG": _diagnose_jpeg}[kind](path) if kind in ("PNG", "JPEG") else None
+    except (OSError, struct.error):
+        return None
+
+
+def _read_fallback(path, max_pixels, exc):
+    """A file Pillow cannot identify: read it with OpenCV or tifffile, or say what it is and why it fails."""
+    kind = sniff_format(path)
+    if kind is None:
+        raise ImageError(path, "not an image file that Pillow can read")
+    try:
+        reason = {"PNG": _diagnose_png, "JPEG": _diagnose_jpeg}.get(kind, lambda p: None)(path)
+    except OSError as err:
+        raise ImageError(path, f"unreadable file ({err.strerror or err})") from None
+    try:
+        picture = _read_tiff_alone(path, max_pixels) if kind == "TIFF" else _read_opencv(path, kind, max_pixels)
+        decoder = "tifffile" if kind == "TIFF" else "OpenCV"
+    except ImageError as err:
+        picture, detail = None, err.problem
+    else:
+        detail = None
+    if picture is not None:
+        log.warning("%s: %s; read by %s instead of Pillow", display_path(path),
+                    reason or f"a {kind} file Pillow cannot read", decoder)
+        return picture
+    if detail and detail.startswith("image of "):  # over max_pixels
+        raise ImageError(path, detail)
+    why = reason or f"corrupt or unsupported {kind} file"
+    raise ImageError(path, f"{why} (Pillow: {exc}{'; ' + detail if detail else ''})")
+
+
+def _check_size(path, width, height, max_pixels):
+    n = int(width) * int(height)
+    if max_pixels is not None and n > max_pixels:
+        raise ImageError(path, f"image of {width} x {height} = {n:,} pixels exceeds the limit "
+                               f"of {max_pixels:,} pixels (setting max_pixels, --max-pixels)")
+
+
+def _read_opencv(path, kind, max_pixels):
+    """Picture decoded by OpenCV (a file Pillow cannot read); None if OpenCV cannot either."""
+    import cv2
+
+    if kind == "PNG":
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+        if len(head) == 24 and head[12:16] == b"IHDR":
+            _check_size(path, *struct.unpack(">II", head[16:24]), max_pixels)
+    elif kind == "JPEG":
+        frame = _jpeg_frame(path)
+        if frame is not None:
+            _check_size(path, frame[3], frame[2], max_pixels)
+    else:
+        return None  # no header parsed here: not decoded blind (a decompression bomb)
+    data = np.fromfile(path, dtype=np.uint8)
+    # JPEG: OpenCV applies the EXIF orientation (flags without IMREAD_IGNORE_ORIENTATION);
+    # PNG: read unchanged, oriented here from its eXIf chunk.
+    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if kind == "JPEG" else cv2.IMREAD_UNCHANGED
+    try:
+        arr = cv2.imdecode(data, flags)
+    except cv2.error:
+        return None
+    if arr is None or arr.dtype not in (np.uint8, np.uint16) or arr.size == 0:
+        return None
+    exif = _png_exif(path) if kind == "PNG" else None
+    if exif is not None:
+        arr = _orient(arr, exif.get(0x0112, 1))
+    alpha = None
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        alpha, arr = arr[..., 3].copy(), arr[..., :3]
+    if arr.ndim == 3:
+        arr = np.ascontiguousarray(arr[..., ::-1])  # BGR -> RGB
+    return Picture(arr, alpha, None, _clean_exif(exif, path), kind, "OpenCV")
+
+
+def _read_tiff_alone(path, max_pixels):
+    """Picture of a TIFF that Pillow cannot open, decoded by tifffile; None if it cannot either."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            _check_size(path, page.imagewidth, page.imagelength, max_pixels)
+            tags = {int(t.code): t.value for t in page.tags.values()}
+    except (tifffile.TiffFileError, ValueError, KeyError, IndexError, struct.error, EOFError, OSError):
+        return None
+
+    class _Header:  # what _read_tiff takes from Pillow: the EXIF orientation and the ICC profile
+        format, mode, info = "TIFF", "tifffile", {"icc_profile": tags.get(34675)}
+
+        @staticmethod
+        def getexif():
+            from PIL import Image
+
+            exif = Image.Exif()
+            if 274 in tags:
+                exif[0x0112] = int(tags[274])
+            return exif
+
+    return _read_tiff(path, _Header)
 
 
 def _picture_from_pillow(path, img):
@@ -379,11 +616,15 @@ def _read_16bit_colour(path, img):
         raise ImageError(path, f"corrupt or truncated image (OpenCV: {getattr(exc, 'err', exc)})") from None
     if arr is None or arr.ndim != 3 or arr.dtype != np.uint16 or arr.shape[2] not in (3, 4):
         raise ImageError(path, "corrupt or truncated image (OpenCV could not decode its 16-bit samples)")
-    # In a PNG the eXIf chunk may follow the pixels; only a leading one is read here, so
-    # that Pillow does not decode the whole image to 8 bits just to look for it.
-    exif = img.getexif() if img.format != "PNG" or "exif" in img.info else None
+    if img.format == "PNG":  # the eXIf chunk may follow the pixels: found by walking the chunks
+        exif = _png_exif(path)
+    else:
+        exif = img.getexif()
     orientation = exif.get(0x0112, 1) if exif is not None else 1
-    arr = _orient(arr, orientation)
+    if img.format == "TIFF" and orientation != 1:
+        arr = _agree_with_pillow(path, img, arr, orientation)
+    else:  # OpenCV applies no orientation to a PNG read with IMREAD_UNCHANGED
+        arr = _orient(arr, orientation)
     alpha = arr[..., 3].copy() if arr.shape[2] == 4 else None
     if _raw_mode(img).startswith("LA"):  # grey+alpha (Pillow: "RGBA"); OpenCV replicates grey in B, G, R
         pixels = arr[..., 0].copy()
@@ -391,6 +632,126 @@ def _read_16bit_colour(path, img):
         pixels = np.ascontiguousarray(arr[..., 2::-1])  # BGR -> RGB
     icc = img.info.get("icc_profile") or None
     return Picture(pixels, alpha, icc, _clean_exif(exif, path), img.format, img.mode)
+
+
+def _png_exif(path):
+    """The EXIF tags (a Pillow ``Image.Exif``) of a PNG's eXIf chunk, wherever it is; None if none.
+
+    Only the chunk headers are read (each chunk's data is skipped by seeking),
+    so a large image is not decoded to find an eXIf chunk after its pixels.
+    """
+    from PIL import Image
+
+    with open(path, "rb") as fh:
+        if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                return None
+            length, kind = struct.unpack(">I", head[:4])[0], head[4:]
+            if kind == b"eXIf":
+                data = fh.read(length)
+                if len(data) < length:
+                    return None
+                exif = Image.Exif()
+                try:
+                    exif.load(data if data.startswith(b"Exif") else b"Exif\x00\x00" + data)
+                except (SyntaxError, ValueError, OSError, struct.error):
+                    log.warning("%s: unreadable EXIF data in its eXIf chunk; ignored", display_path(path))
+                    return None
+                return exif
+            if kind == b"IEND":
+                return None
+            fh.seek(length + 4, os.SEEK_CUR)  # data and CRC
+
+
+def _agree_with_pillow(path, img, arr, orientation):
+    """OpenCV's 16-bit TIFF pixels (H, W, C) as displayed, checked against Pillow's 8-bit decode.
+
+    OpenCV applies a TIFF's orientation to some 16-bit files itself, even with
+    ``IMREAD_UNCHANGED``; Pillow decodes the same file to 8 bits. Of OpenCV's
+    pixels as they are and with the orientation applied, the one that
+    matches Pillow's oriented 8-bit pixels is kept.
+    """
+    from PIL import ImageOps
+
+    with img:
+        img.load()
+        ref = np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.int32)  # (H, W, 3)
+    for cand in (_orient(arr, orientation), arr):
+        rgb = cand[..., 2::-1] if cand.shape[2] >= 3 else cand
+        if rgb.shape[:2] == ref.shape[:2] and np.abs((rgb.astype(np.int32) >> 8) - ref).max() <= 1:
+            return np.ascontiguousarray(cand)
+    raise ImageError(path, "corrupt image (OpenCV's 16-bit pixels and Pillow's 8-bit pixels of this TIFF "
+                           "disagree; cannot tell which is right)")
+
+
+def _read_tiff(path, img):
+    """Picture of a TIFF decoded by tifffile (pixels as stored), oriented here; None to leave it to Pillow.
+
+    tifffile reads what Pillow reads wrongly or not at all: raw files of
+    orientation 5..8 (Pillow 13 swaps their size and scrambles the rows),
+    16-bit grey+alpha, 16-bit colour (kept 16-bit), floating-point and signed
+    samples. Compressions it lacks without imagecodecs (LZW, JPEG), palette,
+    CMYK, YCbCr, bilevel and inverted-grey files are left to Pillow (None).
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            photometric, samples = int(page.photometric), int(page.samplesperpixel)
+            extra = tuple(int(e) for e in (page.extrasamples or ()))
+            if photometric not in (1, 2) or page.bitspersample not in (8, 16, 32, 64) \
+                    or int(page.compression) not in tifffile.TIFF.DECOMPRESSORS:
+                return None
+            if (photometric == 1 and samples not in (1, 2)) or (photometric == 2 and samples not in (3, 4)):
+                return None
+            if samples in (2, 4) and extra[:1] == (1,) and page.dtype == np.uint8:
+                return None  # associated (premultiplied) 8-bit alpha: Pillow un-multiplies it
+            arr = page.asarray()
+            if int(page.planarconfig) == 2 and arr.ndim == 3 and samples > 1:
+                arr = np.moveaxis(arr, 0, -1)
+    except (tifffile.TiffFileError, ValueError, KeyError, IndexError, NotImplementedError, struct.error,
+            EOFError, OSError, MemoryError) as exc:
+        log.debug("%s: tifffile cannot read it (%s); Pillow tries", path, exc)
+        return None
+    arr = _tiff_samples(path, arr)
+    exif = img.getexif()
+    arr = _orient(arr, exif.get(0x0112, 1))
+    alpha = None
+    if samples in (2, 4):
+        alpha = arr[..., -1].copy()
+        arr = arr[..., :-1]
+        if extra[:1] == (1,):  # associated alpha: colour premultiplied by it
+            top = np.iinfo(arr.dtype).max
+            scaled = arr.astype(np.float64) * top / np.maximum(alpha, 1)[..., None]
+            arr = np.clip(np.rint(scaled), 0, top).astype(arr.dtype)
+    pixels = np.ascontiguousarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+    icc = img.info.get("icc_profile") or None
+    return Picture(pixels, alpha, icc, _clean_exif(exif, path), img.format, img.mode)
+
+
+def _tiff_samples(path, arr):
+    """A TIFF's samples as uint8 or uint16: unsigned 8/16-bit kept, 32-bit unsigned and float converted, or refused."""
+    dt = arr.dtype
+    if dt in (np.uint8, np.uint16):
+        return arr
+    if dt.kind == "f":
+        if arr.size and (not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1):
+            what = "grey" if arr.ndim == 2 else "colour"
+            raise ImageError(path, f"floating-point {what} values must lie in [0, 1] ({8 * dt.itemsize}-bit), "
+                                   f"got range {np.nanmin(arr):.4g}..{np.nanmax(arr):.4g}")
+        return np.rint(arr.astype(np.float64) * 65535.0).astype(np.uint16)
+    lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+    if 0 <= lo and hi <= 65535:  # integer samples within 16 bits (as Pillow's mode "I" was read)
+        return arr.astype(np.uint16)
+    kind = "signed" if dt.kind == "i" else "unsigned"
+    what = "grey" if arr.ndim == 2 else "colour"
+    raise ImageError(path, f"{kind} {8 * dt.itemsize}-bit integer {what} values outside 0..65535 "
+                           f"(range {lo}..{hi}) are not supported: deepcolor reads 8- and 16-bit samples, "
+                           f"or floating-point samples in [0, 1]")
 
 
 def _orient(arr, orientation):
