@@ -34,12 +34,36 @@ def predict_chroma(model, y_work):
     """Refined U, V (h, w, 2) float32 for the working-size luminance (h, w), and the cluster record.
 
     The record is None for a single network, else `Model.choose_network`'s.
+    An image smaller than the features reach (`min_working_side`) is padded
+    by repeating its last row and column, and the prediction cut back to
+    (h, w): a 1 x 1 or 5 x 5 image is colorized, not refused.
     """
+    h, w = y_work.shape
+    need = min_working_side(model.feature_config)
+    if h < need or w < need:
+        padded = cv2.copyMakeBorder(np.ascontiguousarray(y_work, np.float32), 0, max(0, need - h), 0,
+                                    max(0, need - w), cv2.BORDER_REPLICATE)
+        uv, record = predict_chroma(model, padded)
+        return np.ascontiguousarray(uv[:h, :w]), record
     network, record = model.choose_network(y_work)
     fcfg = model.feature_config
     feats = compute_features(y_work, fcfg.features, fcfg.params())  # (h, w, D)
     uv = model.predict_uv(feats.reshape(-1, feats.shape[-1]), network).reshape(y_work.shape + (2,))
     return refine_chroma(model, uv, y_work), record
+
+
+def min_working_side(feature_config):
+    """The fewest rows and columns the features are computed on (smaller images are padded to it).
+
+    The patch and DAISY reach `patch_size // 2` and `daisy_radius` px around
+    each pixel, with reflected borders that need one more; the scene parser
+    and the global descriptors of an ensemble want some context, so never
+    fewer than 16 px.
+    """
+    return max(feature_config.patch_size // 2 + 1, feature_config.daisy_radius + 1, MIN_WORK_SIDE)
+
+
+MIN_WORK_SIDE = 16
 
 
 def refine_chroma(model, uv, y_work):
@@ -51,16 +75,21 @@ def refine_chroma(model, uv, y_work):
 
 
 def working_luma(model, y):
-    """The working-size luminance of a full-resolution one; ValueError if it is too small for the features."""
+    """The working-size luminance (h, w) of a full-resolution one (H, W).
+
+    The longest side is scaled to the working size (never up). A panorama's
+    short side would shrink below what the features reach (a 20000 x 300
+    scan: 256 x 4 px): that side is kept at `min_working_side` px, or its
+    full size if smaller, so the features see the picture rather than a
+    padded line. `predict_chroma` pads what is still smaller.
+    """
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 2:
         raise ValueError(f"y must be a 2-D (H, W) luminance image, got shape {y.shape}")
     fcfg = model.feature_config
     work = working_shape(y.shape, fcfg.working_size)
-    min_side = max(fcfg.patch_size // 2, fcfg.daisy_radius) + 1
-    if min(work) < min_side:
-        raise ValueError(f"image of shape {y.shape} is too small: at the working size {work} "
-                         f"both sides must be at least {min_side} px")
+    need = min_working_side(fcfg)
+    work = tuple(max(side, min(full, need)) for side, full in zip(work, y.shape))
     return np.clip(resize_to(y, work), 0, 1)
 
 
