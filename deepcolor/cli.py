@@ -176,6 +176,37 @@ def _check_model_dir(model_dir):
                            f"model: run 'deepcolor train {model_dir} --out MODEL_DIR' and pass --model MODEL_DIR")
 
 
+def _colorize_refine(args):
+    """The ``[refine]`` table of ``colorize --config``, or None; the other tables are the model's own.
+
+    The features, training and clusters are fixed when a model is trained, so
+    those tables are reported as not applied (a warning), never silently
+    ignored; a missing or invalid file stops the command (exit status 2).
+    """
+    if not getattr(args, "config", None):
+        return None
+    import tomllib
+
+    from deepcolor.modelfiles import SETTING_LIMITS
+
+    cfgs = _configs(args)  # ValueError naming the file: missing, unreadable, not TOML, bad settings
+    with open(args.config, "rb") as fh:
+        tables = set(tomllib.load(fh))
+    fixed = sorted(tables - {"refine"})
+    if fixed:
+        log.warning("%s: [%s] not applied: fixed when the model was trained (colorize applies [refine] only)",
+                    args.config, "], [".join(fixed))
+    if "refine" not in tables:
+        return None
+    if args.method != "deepcolor":
+        raise CommandError(f"{args.config}: [refine] applies to deepcolor's models, not to the {args.method} baseline")
+    refine = cfgs["refine"]
+    for (section, key), top in SETTING_LIMITS.items():
+        if section == "refine_config" and getattr(refine, key) > top:
+            raise CommandError(f"{args.config}: [refine] {key} = {getattr(refine, key)!r} is above {top}")
+    return refine
+
+
 def cmd_colorize(args):
     from deepcolor.colorize import Outcome, colorize_batch, plan_outputs
 
@@ -193,6 +224,7 @@ def cmd_colorize(args):
     if args.truth and not Path(args.truth).is_dir():
         raise CommandError(f"--truth {args.truth}: no such folder")
     _check_model_dir(model_dir)
+    refine = _colorize_refine(args)
     if args.jobs == 1 and args.backend == "loky" or args.method != "deepcolor":
         from deepcolor.colorize import load_colorizer
 
@@ -202,20 +234,33 @@ def cmd_colorize(args):
 
         verify_model(model_dir)
         model = None
-    pairs, problems = plan_outputs(args.input, args.output, FORMATS[args.format])
+    ignored = []
+    pairs, problems = plan_outputs(args.input, args.output, FORMATS[args.format], ignored)
     record_path = colorize_log_path(args.input, args.output)
+    if record_path.is_symlink() or record_path.exists() and not record_path.is_file():
+        raise CommandError(f"{record_path}: not a regular file (a symlink?); deepcolor appends its record only "
+                           f"to a regular file inside OUT: remove it or choose another OUT")
     end_partial_line(record_path)
     for p in problems:
         log.error("%s", p)
         append_record(record_path, Outcome(p.split(": ", 1)[0], "", "failed", p))
+    from deepcolor.io import display_path
+
+    for path in ignored:  # every file accounted for: the record names what is not an image
+        append_record(record_path, Outcome(str(path), "", "ignored", f"{display_path(path)}: not an image file "
+                                           f"(by its name and first bytes); left alone"))
+    if ignored:
+        log.info("%s: %d files are not images (by name and first bytes) and were left alone; the record "
+                 "names them", display_path(args.input), len(ignored))
     if not pairs and not problems:
-        log.warning("%s: no image files found", args.input)
+        log.warning("%s: no image files found", display_path(args.input))
     start = time.perf_counter()
     counts = {"done": 0, "skipped": 0, "failed": len(problems)}
     outcomes = [Outcome(p.split(": ", 1)[0], "", "failed", p) for p in problems]
     with _backend(args, len(pairs)):
         for outcome in colorize_batch(model, model_dir, pairs, args.jobs, args.overwrite, args.quiet,
-                                      args.max_pixels or None, args.method, args.saturation):
+                                      args.max_pixels or None, args.method, args.saturation,
+                                      root=record_path.parent, refine=refine):
             counts[outcome.status] += 1
             if outcome.status == "failed":
                 log.error("%s", outcome.message)
@@ -227,8 +272,8 @@ def cmd_colorize(args):
             append_record(record_path, outcome)
             outcomes.append(outcome)
     print(f"colorize: {counts['done']} colorized, {counts['skipped']} skipped (existing), "
-          f"{counts['failed']} failed in {time.perf_counter() - start:.1f} s -> {args.output}",
-          file=sys.stderr)
+          f"{counts['failed']} failed{f', {len(ignored)} not images' if ignored else ''} in "
+          f"{time.perf_counter() - start:.1f} s -> {display_path(args.output)}", file=sys.stderr)
     if args.gallery:
         from deepcolor.gallery import write_gallery
 
@@ -275,7 +320,8 @@ def append_record(path, outcome):
 
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **asdict(outcome)}) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    # O_NOFOLLOW: a symlink planted as the record is never followed out of OUT
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     try:
         os.write(fd, line.encode("utf-8"))
     finally:
@@ -285,7 +331,7 @@ def append_record(path, outcome):
 def end_partial_line(path):
     """End the last line of a colorize log that a killed run left cut short."""
     path = Path(path)
-    if path.is_file() and path.stat().st_size:
+    if path.is_file() and not path.is_symlink() and path.stat().st_size:
         with open(path, "rb") as fh:
             fh.seek(-1, 2)
             last = fh.read(1)

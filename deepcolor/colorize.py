@@ -7,8 +7,8 @@ Per image: luminance Y at full resolution -> Y at the working size ->
 predicted U, V, kept in gamut at constant luminance.
 """
 
-import glob
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,8 +20,9 @@ import numpy as np
 from deepcolor.color import combine_luma_chroma, scale_chroma, to_integer
 from deepcolor.core import is_colour, luminance, resize_to, working_shape
 from deepcolor.features import compute_features
-from deepcolor.io import IMAGE_EXTENSIONS, MAX_PIXELS, ImageError, find_images, read_picture, write_picture
-from deepcolor.parallel import run, using_dask
+from deepcolor.io import (IMAGE_EXTENSIONS, MAX_PIXELS, ImageError, display_path, find_images, read_picture,
+                          remove_partial_files, write_picture)
+from deepcolor.parallel import run, run_isolated, using_dask
 from deepcolor.progress import progress_bar
 from deepcolor.refine import joint_bilateral_refine
 
@@ -211,7 +212,7 @@ class Outcome:
     cluster: dict = None  # the ensemble's choice: cluster, layer, candidates
 
 
-def colorize_file(model, src, dst, overwrite=False, max_pixels=MAX_PIXELS, saturation=1.0):
+def colorize_file(model, src, dst, overwrite=False, max_pixels=MAX_PIXELS, saturation=1.0, root=None):
     """Colorize one file into `dst`; never raises for a bad input.
 
     The input's bit depth is kept where the output format holds it (16-bit
@@ -220,43 +221,56 @@ def colorize_file(model, src, dst, overwrite=False, max_pixels=MAX_PIXELS, satur
     killed run leaves either no output or a complete one. Temporary files of
     an earlier killed run for `dst` are removed first.
 
+    `root` (OUT, which `dst` lies in) confines the writing: no symlink below
+    it is followed, and an output name that is a symlink is refused, so
+    nothing is ever written outside OUT (`deepcolor.io.atomic_write_bytes`).
+
     Returns
     -------
     outcome : Outcome
         "done", "skipped" (`dst` exists and not `overwrite`) or "failed"
-        (with a message that starts with the file's path).
+        (with a message that starts with the file's path, escaped to one line).
     """
     start = time.perf_counter()
-    remove_partial_writes(dst)
-    if Path(dst).exists() and not overwrite:
-        return Outcome(str(src), str(dst), "skipped", f"{dst}: exists, skipped (use --overwrite)")
+    shown = display_path(src)
+    remove_partial_files(dst, root)
+    if os.path.islink(dst):
+        return Outcome(str(src), str(dst), "failed", f"{shown}: the output {display_path(dst)} is a symlink; "
+                       f"deepcolor writes only inside OUT and does not follow or replace it")
+    if os.path.lexists(dst) and not overwrite:
+        return Outcome(str(src), str(dst), "skipped", f"{display_path(dst)}: exists, skipped (use --overwrite)")
     try:
         picture = read_picture(src, max_pixels)
         if picture.pixels.ndim == 3 and is_colour(picture.pixels):
-            log.warning("%s: colour input, reduced to its luminance", src)
+            log.warning("%s: colour input, reduced to its luminance", shown)
         rgb, record = colorize_luma_record(model, luminance(picture.pixels), picture.pixels.dtype, saturation)
-        write_picture(dst, rgb, picture)
+        write_picture(dst, rgb, picture, root)
     except ImageError as exc:
         return Outcome(str(src), str(dst), "failed", str(exc))
     except (ValueError, OSError) as exc:
-        return Outcome(str(src), str(dst), "failed", f"{src}: {exc}")
+        return Outcome(str(src), str(dst), "failed", f"{shown}: {_one_line(exc)}")
     except MemoryError:
-        return Outcome(str(src), str(dst), "failed", f"{src}: out of memory (lower max_pixels)")
+        return Outcome(str(src), str(dst), "failed", f"{shown}: out of memory (lower max_pixels)")
     except Exception as exc:  # a batch goes on past any one file; the message names it and the error
-        log.debug("%s", src, exc_info=True)
-        return Outcome(str(src), str(dst), "failed", f"{src}: unexpected error ({type(exc).__name__}: {exc})")
+        log.debug("%s", shown, exc_info=True)
+        return Outcome(str(src), str(dst), "failed",
+                       f"{shown}: unexpected error ({type(exc).__name__}: {_one_line(exc)})")
     return Outcome(str(src), str(dst), "done", seconds=round(time.perf_counter() - start, 4), cluster=record)
 
 
-def remove_partial_writes(dst):
-    """Delete the temporary files that a killed atomic write of `dst` left beside it."""
-    dst = Path(dst)
-    if dst.parent.is_dir():
-        for part in dst.parent.glob(f".{glob.escape(dst.name)}.*.part"):
-            part.unlink(missing_ok=True)
+def _one_line(exc):
+    """An exception's message on one line (OSError's file names escaped)."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.strerror or exc}: {display_path(exc.filename)}"
+    return display_path(str(exc))
 
 
-def plan_outputs(src, dst, suffix=".png"):
+def remove_partial_writes(dst, root=None):
+    """Delete the temporary files that a killed atomic write of `dst` left beside it (none outside `root`)."""
+    remove_partial_files(dst, root)
+
+
+def plan_outputs(src, dst, suffix=".png", ignored=None):
     """Pairs (input, output) for a file or a folder; output names keep the input's stem.
 
     A folder's tree is mirrored under `dst`. For a single file, `dst` is the
@@ -264,33 +278,49 @@ def plan_outputs(src, dst, suffix=".png"):
     `suffix` is the output format (".png", ".jpg", ...); None keeps each
     input's own. Returns (pairs, problems): an input whose output would
     collide with an earlier input's (``a.jpg`` and ``a.png`` side by side) or
-    would replace an input file, or a path that cannot be resolved (a symlink
-    loop), is a problem, never overwritten. When `dst` lies inside `src`, the
-    files under `dst` are not taken as inputs.
+    would replace an input file, a path that cannot be resolved (a symlink
+    loop), a sub-folder that cannot be read and a symlink to a folder (not
+    followed) are problems, one line each, never overwritten nor silently
+    skipped. When `dst` lies inside `src`, the files under `dst` are not
+    taken as inputs; `src` inside `dst` is fine. `ignored` (a list) receives
+    the files that are not images (`deepcolor.io.find_images`).
+
+    Raises
+    ------
+    ValueError
+        `dst` is the folder `src` itself: the outputs would be mixed with the
+        inputs (and taken for inputs on the next run).
     """
     src, dst = Path(src), Path(dst)
-    inputs = find_images(src)
+    problems = []
+    inputs = find_images(src, problems, ignored)
     if src.is_file():
         out = dst if dst.suffix.lower() in IMAGE_EXTENSIONS else dst / (src.stem + (suffix or src.suffix))
         if out.resolve() == src.resolve():
-            return [], [f"{src}: the output would replace the input; choose another OUT"]
+            return [], [f"{display_path(src)}: the output would replace the input; choose another OUT"]
         return [(src, out)], []
-    dst_abs = dst.resolve()
-    pairs, problems, taken, resolved = [], [], {}, {}
+    dst_abs, src_abs = dst.resolve(), src.resolve()
+    if dst_abs == src_abs:
+        raise ValueError(f"{display_path(dst)}: OUT is the input folder itself; the outputs would be mixed with "
+                         f"the inputs: choose another OUT (a new folder, or one beside IN)")
+    exclude = dst_abs.is_relative_to(src_abs)  # OUT inside IN: its files (earlier outputs) are no inputs
+    pairs, taken, resolved = [], {}, {}
     for path in inputs:  # one resolve per input
         try:
             resolved[path] = path.resolve()
         except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
-            problems.append(f"{path}: cannot resolve the path ({exc}); skipped")
-    inputs = [p for p in resolved if not resolved[p].is_relative_to(dst_abs)]
+            problems.append(f"{display_path(path)}: cannot resolve the path ({exc}); skipped")
+    inputs = [p for p in resolved if not (exclude and resolved[p].is_relative_to(dst_abs))]
     input_set = {resolved[p] for p in inputs}
     for path in inputs:
         rel = path.relative_to(src)
         out = dst / rel.with_suffix(suffix or rel.suffix)
         if out.resolve() in input_set:
-            problems.append(f"{path}: output {out} would replace an input file; skipped")
+            problems.append(f"{display_path(path)}: output {display_path(out)} would replace an input file; "
+                            f"skipped")
         elif out in taken:
-            problems.append(f"{path}: output {out} would also be written for {taken[out]}; skipped")
+            problems.append(f"{display_path(path)}: output {display_path(out)} would also be written for "
+                            f"{display_path(taken[out])}; skipped")
         else:
             taken[out] = path
             pairs.append((path, out))
@@ -300,8 +330,13 @@ def plan_outputs(src, dst, suffix=".png"):
 _WORKER_MODELS = {}
 
 
-def _worker_colorize(model_dir, src, dst, overwrite, max_pixels, method="deepcolor", saturation=1.0):
-    """Worker-side task: the model is loaded once per worker process and cached."""
+def _worker_colorize(model_dir, src, dst, overwrite, max_pixels, method="deepcolor", saturation=1.0, root=None,
+                     refine=None):
+    """Worker-side task: the model is loaded once per worker process and cached.
+
+    `refine` (a dict of `RefineConfig` fields, or None) replaces the model's
+    refinement settings (``colorize --config`` with a ``[refine]`` table).
+    """
     import torch
 
     key = (str(Path(model_dir).resolve()), method)
@@ -309,10 +344,15 @@ def _worker_colorize(model_dir, src, dst, overwrite, max_pixels, method="deepcol
         torch.set_num_threads(1)  # one thread per worker process: the workers share the cores
         cv2.setNumThreads(1)
         _WORKER_MODELS[key] = load_colorizer(model_dir, method)
-    return colorize_file(_WORKER_MODELS[key], src, dst, overwrite, max_pixels, saturation)
+    model = _WORKER_MODELS[key]
+    if refine is not None:
+        from deepcolor.config import RefineConfig
+
+        model.refine_config = RefineConfig.from_dict(refine)
+    return colorize_file(model, src, dst, overwrite, max_pixels, saturation, root)
 
 
-def _in_process(model, pairs, overwrite, max_pixels, saturation=1.0):
+def _in_process(model, pairs, overwrite, max_pixels, saturation=1.0, root=None):
     """Colorize the pairs here, torch on one thread (OpenCV keeps its threads).
 
     The networks and the parser are small: on 2 cores a second torch thread
@@ -325,27 +365,50 @@ def _in_process(model, pairs, overwrite, max_pixels, saturation=1.0):
     torch.set_num_threads(1)
     try:
         for s, d in pairs:
-            yield colorize_file(model, s, d, overwrite, max_pixels, saturation)
+            yield colorize_file(model, s, d, overwrite, max_pixels, saturation, _root_of(root, d))
     finally:
         torch.set_num_threads(before)
 
 
+def _root_of(root, dst):
+    """The folder writes are confined to: OUT, or the output's own folder for a single file."""
+    return Path(dst).parent if root is None else root
+
+
+def _worker_died(args, reason):
+    """The outcome of a file whose worker process died while colorizing it."""
+    src, dst = args[1], args[2]
+    return Outcome(str(src), str(dst), "failed", f"{display_path(src)}: {reason} while colorizing it; "
+                   f"the other files go on (rerun to retry it)")
+
+
 def colorize_batch(model, model_dir, pairs, jobs=1, overwrite=False, quiet=False, max_pixels=MAX_PIXELS,
-                   method="deepcolor", saturation=1.0):
+                   method="deepcolor", saturation=1.0, root=None, refine=None):
     """Colorize (input, output) pairs; yields an Outcome per pair as each finishes.
 
     With ``jobs == 1`` (and no dask backend active) `model` works in this
-    process; otherwise each worker (`deepcolor.parallel.run`) loads the model
-    from `model_dir` once and runs on one thread. `saturation` scales the
-    predicted chroma (`deepcolor.color.scale_chroma`; 1: the paper's output).
+    process; otherwise each worker loads the model from `model_dir` once and
+    runs on one thread. Local workers are `deepcolor.parallel.run_isolated`'s:
+    a worker that dies (out of memory, killed) fails only the file it was
+    colorizing, and the workers end with this process. `saturation` scales
+    the predicted chroma (`deepcolor.color.scale_chroma`; 1: the paper's
+    output). `root` is OUT: nothing is written outside it (default: each
+    output's folder). `refine` (a `RefineConfig`) replaces the model's
+    refinement settings, here and in the workers.
     """
     bar = progress_bar(total=len(pairs), desc="colorize", unit="img", quiet=quiet)
+    if refine is not None and model is not None:
+        model.refine_config = refine
+    refine_dict = None if refine is None else refine.to_dict()
     if jobs == 1 and not using_dask():
-        results = _in_process(model, pairs, overwrite, max_pixels, saturation)
+        results = _in_process(model, pairs, overwrite, max_pixels, saturation, root)
     else:
-        results = run(_worker_colorize, ((model_dir, s, d, overwrite, max_pixels, method, saturation)
-                                         for s, d in pairs), jobs,
-                      ordered=False)
+        tasks = ((model_dir, s, d, overwrite, max_pixels, method, saturation, _root_of(root, d), refine_dict)
+                 for s, d in pairs)
+        if using_dask():
+            results = run(_worker_colorize, tasks, jobs, ordered=False)
+        else:
+            results = run_isolated(_worker_colorize, tasks, jobs, _worker_died)
     try:
         for outcome in results:
             bar.update(1)

@@ -10,10 +10,11 @@ importing this module (e.g. for ``--help``) stays fast.
 """
 
 import contextlib
+import errno
 import logging
 import os
+import re
 import struct
-import tempfile
 import threading
 import zlib
 from dataclasses import dataclass
@@ -27,6 +28,16 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+#: Suffixes of the files taken from a folder: what `read_picture` reads given
+#: one by one (Pillow's readable formats, without those that need an outside
+#: program or are only stubs: EPS, WMF, HDF5, GRIB, BUFR, MPEG).
+INPUT_EXTENSIONS = IMAGE_EXTENSIONS + (
+    ".jpe", ".jfif", ".jif", ".dib", ".gif", ".apng", ".pbm", ".pgm", ".ppm", ".pnm", ".pfm", ".jp2", ".j2k",
+    ".j2c", ".jpc", ".jpf", ".jpx", ".tga", ".icb", ".vda", ".vst", ".pcx", ".sgi", ".rgb", ".rgba", ".bw",
+    ".ico", ".cur", ".icns", ".psd", ".qoi", ".dds", ".blp", ".ftc", ".ftu", ".im", ".msp", ".xbm", ".xpm",
+    ".ras", ".dcx", ".fli", ".flc", ".gbr", ".pxr", ".pcd", ".mpo", ".iim", ".fits", ".fit", ".avif",
+)
 
 # Default limit against decompression bombs: an image whose header declares
 # more pixels is refused with an ImageError before any pixel is decoded.
@@ -186,38 +197,75 @@ class Picture:
         return self.icc_colour_space == "RGB"
 
 
-def find_images(root):
+def find_images(root, problems=None, ignored=None):
     """Image files under `root`, recursively, sorted; `root` itself if it is a file.
 
     Parameters
     ----------
     root : str or Path
         A file or a folder.
+    problems : list, optional
+        Receives a one-line message (path escaped) for each thing found but
+        not searched: a sub-folder that cannot be read, a symlink to a
+        folder (not followed). Without it these are logged as warnings.
+    ignored : list, optional
+        Receives the path of every other file that is not taken: not an image
+        by its name nor by its first bytes.
 
     Returns
     -------
     paths : list of Path
-        Files whose suffix is in `IMAGE_EXTENSIONS` (case-insensitive). Hidden
-        files and folders (names starting with '.') are skipped. A file given
-        directly is returned whatever its suffix, so that reading it reports the
-        real problem.
+        Files whose suffix is in `INPUT_EXTENSIONS` (case-insensitive), and
+        files of another name whose first bytes are an image signature
+        (`sniff_format`). Hidden files and folders (names starting with '.')
+        are skipped. A file given directly is returned whatever its suffix,
+        so that reading it reports the real problem.
 
     Raises
     ------
     ImageError
         If `root` does not exist.
     """
+    import stat
+
     root = Path(root)
     if root.is_file():
         return [root]
     if not root.is_dir():
         raise ImageError(root, "no such file or folder")
+
+    def problem(message):
+        if problems is None:
+            log.warning("%s", message)
+        else:
+            problems.append(message)
+
+    def unreadable(exc):
+        problem(f"{display_path(exc.filename)}: cannot read the folder ({exc.strerror or exc}); "
+                f"its files are not colorized")
+
     found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
+        for d in sorted(dirnames):
+            if not d.startswith(".") and os.path.islink(os.path.join(dirpath, d)):
+                problem(f"{display_path(Path(dirpath) / d)}: a symlink to a folder, not followed; "
+                        f"give the folder it points to as IN to colorize it")
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                found.append(Path(dirpath) / name)
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            if Path(name).suffix.lower() in INPUT_EXTENSIONS:
+                found.append(path)
+                continue
+            try:  # another name: an image if its first bytes say so (a regular file only: a FIFO would block)
+                is_image = stat.S_ISREG(os.stat(path).st_mode) and sniff_format(path) is not None
+            except OSError:
+                is_image = False
+            if is_image:
+                found.append(path)
+            elif ignored is not None:
+                ignored.append(path)
     return sorted(found)
 
 
@@ -462,21 +510,24 @@ def _read_fallback(path, max_pixels, exc):
         reason = {"PNG": _diagnose_png, "JPEG": _diagnose_jpeg}.get(kind, lambda p: None)(path)
     except OSError as err:
         raise ImageError(path, f"unreadable file ({err.strerror or err})") from None
-    try:
-        picture = _read_tiff_alone(path, max_pixels) if kind == "TIFF" else _read_opencv(path, kind, max_pixels)
-        decoder = "tifffile" if kind == "TIFF" else "OpenCV"
-    except ImageError as err:
-        picture, detail = None, err.problem
-    else:
-        detail = None
+    # Another decoder is tried where the structure shows no fault, or only a bad
+    # checksum of an ancillary PNG chunk (text, time, ...; its name starts in
+    # lower case), which libpng skips: the pixels are intact.
+    ancillary = reason is not None and re.match(r"corrupt PNG: bad checksum \(CRC\) of its '[a-z]", reason)
+    picture, detail, decoder = None, None, "tifffile" if kind == "TIFF" else "OpenCV"
+    if reason is None or ancillary:
+        try:
+            picture = _read_tiff_alone(path, max_pixels) if kind == "TIFF" else _read_opencv(path, kind, max_pixels)
+        except ImageError as err:
+            detail = err.problem
     if picture is not None:
         log.warning("%s: %s; read by %s instead of Pillow", display_path(path),
                     reason or f"a {kind} file Pillow cannot read", decoder)
         return picture
     if detail and detail.startswith("image of "):  # over max_pixels
         raise ImageError(path, detail)
-    why = reason or f"corrupt or unsupported {kind} file"
-    raise ImageError(path, f"{why} (Pillow: {exc}{'; ' + detail if detail else ''})")
+    why = reason or f"corrupt or unsupported {kind} file: neither Pillow nor {decoder} can decode it"
+    raise ImageError(path, f"{why}{' (' + detail + ')' if detail else ''}")
 
 
 def _check_size(path, width, height, max_pixels):
@@ -902,34 +953,141 @@ def read_rgb_u8(path):
 # --- writing -----------------------------------------------------------------
 
 
-def atomic_write_bytes(path, data):
+NAME_MAX = 255  # bytes in one file name (Linux, macOS)
+
+
+def partial_name_prefix(name):
+    """The start of the temporary names of an atomic write of the file `name`: ``.NAME.`` (ends ``.part``).
+
+    A name too long to take the temporary name's 14 extra bytes within
+    `NAME_MAX` is shortened, with a hash of the whole name kept: an output
+    name of 241 to 255 bytes is written like any other.
+    """
+    prefix = f".{name}."
+    if len(os.fsencode(prefix)) + 13 <= NAME_MAX:  # 8 random hex digits and ".part"
+        return prefix
+    import hashlib
+
+    digest = hashlib.sha1(os.fsencode(name)).hexdigest()[:10]
+    head = os.fsencode(name)[:NAME_MAX - 13 - 14]
+    return f".{os.fsdecode(head.decode('utf-8', 'ignore').encode('utf-8'))}~{digest}."
+
+
+def open_folder(root, parts, create=False):
+    """A file descriptor of the folder `root`/`parts`, never following a symlink below `root`.
+
+    Parameters
+    ----------
+    root : Path
+        The folder named by the user (it may itself be a symlink).
+    parts : sequence of str
+        The folders below it, opened one by one with ``O_NOFOLLOW``.
+    create : bool
+        Create missing folders (and `root`).
+
+    Raises
+    ------
+    OSError
+        A part is a symlink or not a folder (the message says so), or missing.
+    """
+    root = Path(root)
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(root, flags)
+    try:
+        for i, part in enumerate(parts):
+            try:
+                sub = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                sub = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    where = display_path(root.joinpath(*parts[:i + 1]))
+                    raise OSError(exc.errno, f"{where} is a symlink or not a folder; deepcolor writes only "
+                                             f"inside OUT and does not follow symlinks there") from None
+                raise
+            os.close(fd)
+            fd = sub
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def atomic_write_bytes(path, data, root=None):
     """Write bytes to `path` through a temporary file in the same folder, then rename.
 
     A killed process leaves either the old file or the new one, never a
     half-written one; the temporary file is removed on failure.
+
+    Parameters
+    ----------
+    path : str or Path
+    data : bytes
+    root : str or Path, optional
+        A folder that `path` lies in (lexically). The folders between `root`
+        and `path` are created if missing and never followed where they are
+        symlinks, and the file itself is written and renamed inside the
+        folder so opened: nothing is written outside `root`, whatever
+        symlinks are planted below it. Without `root`, `path`'s folder is
+        opened as it is.
+
+    Raises
+    ------
+    OSError
+        The file cannot be written, or a folder below `root` is a symlink.
+    ValueError
+        `path` is not inside `root`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    if root is None:
+        root, parts = path.parent, ()
+    else:
+        parts = path.relative_to(root).parts[:-1]
+    dir_fd = open_folder(root, parts, create=True)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        tmp = f"{partial_name_prefix(path.name)}{os.urandom(4).hex()}.part"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                     0o666, dir_fd=dir_fd)  # the umask applies, as for any new file
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+    finally:
+        os.close(dir_fd)
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def remove_partial_files(path, root=None):
+    """Delete the temporary files that a killed `atomic_write_bytes` of `path` left beside it.
+
+    Below `root` no symlink is followed (nothing outside `root` is touched);
+    a missing folder or a symlinked one is left alone.
+    """
+    path = Path(path)
+    parts = () if root is None else path.relative_to(root).parts[:-1]
+    try:
+        dir_fd = open_folder(path.parent if root is None else root, parts)
+    except OSError:
+        return
+    try:
+        prefix = partial_name_prefix(path.name)
+        for name in os.listdir(dir_fd):
+            if name.startswith(prefix) and name.endswith(".part") and "." not in name[len(prefix):-5]:
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+                    os.unlink(name, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def atomic_write_text(path, text):
@@ -963,7 +1121,7 @@ def write_image(path, image):
     atomic_write_bytes(path, encode_image(image, path.suffix))
 
 
-def write_picture(path, rgb, source=None):
+def write_picture(path, rgb, source=None, root=None):
     """Write an RGB image, with the alpha, ICC profile and EXIF data of `source`.
 
     Parameters
@@ -983,6 +1141,9 @@ def write_picture(path, rgb, source=None):
         describes an RGB colour space (a grey or CMYK profile cannot describe
         RGB output and is dropped, logged at debug level). Its EXIF data are
         written where the format holds them.
+    root : str or Path, optional
+        Write only inside this folder, following no symlink below it (see
+        `atomic_write_bytes`).
 
     Raises
     ------
@@ -1032,7 +1193,7 @@ def write_picture(path, rgb, source=None):
         data = _encode_tiff(rgb, alpha, icc, exif, path)
     else:
         data = _encode_pillow(fmt.name, rgb, alpha, icc, exif)
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, root)
 
 
 def _output_alpha(path, fmt, rgb, alpha):

@@ -132,3 +132,182 @@ def run(func, tasks, jobs=1, ordered=True):
     return Parallel(n_jobs=-1 if dask else jobs, pre_dispatch="all" if dask else "2*n_jobs",
                     return_as="generator" if ordered else "generator_unordered")(
         delayed(func)(*args) for args in tasks)
+
+
+# --- worker processes that end with this one --------------------------------------------
+
+
+def die_with_parent(parent_pid):
+    """Make this process end when `parent_pid` (its parent) ends, however it ends (Linux).
+
+    ``prctl(PR_SET_PDEATHSIG, SIGKILL)``: the kernel kills this process when
+    its parent dies, even by SIGKILL (an out-of-memory kill), so no worker
+    goes on writing outputs that no record mentions. If the parent is already
+    gone (it died before the call), this process exits at once.
+    """
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the closed pipe ends the worker after its task
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def _worker_main():
+    """A worker of `run_isolated`: ``python -c ... READ_FD WRITE_FD PARENT_PID``."""
+    import pickle
+    import sys
+    from multiprocessing.connection import Connection
+
+    read_fd, write_fd, parent = (int(a) for a in sys.argv[1:4])
+    die_with_parent(parent)
+    inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    while True:
+        try:
+            message = inbox.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        func, args = message
+        try:
+            result = (True, func(*args))
+        except BaseException as exc:  # sent back and raised in the parent
+            result = (False, exc)
+        try:
+            outbox.send(result)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            outbox.send((False, RuntimeError(f"{type(result[1]).__name__}: {result[1]}")))
+        except (BrokenPipeError, OSError):
+            return
+
+
+class _Worker:
+    """One worker process of `run_isolated` and the task it has, if any."""
+
+    def __init__(self):
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        code = "from deepcolor.parallel import _worker_main; _worker_main()"
+        self.proc = subprocess.Popen([sys.executable, "-c", code, str(to_child_r), str(from_child_w),
+                                      str(os.getpid())], pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self.outbox = Connection(to_child_w, readable=False)
+        self.inbox = Connection(from_child_r, writable=False)
+        self.task = None
+
+    def give(self, task):
+        """Send `task`, (func, args), to the worker."""
+        self.task = task
+        self.outbox.send(task)
+
+    def close(self, timeout=5.0):
+        import subprocess
+
+        try:
+            self.outbox.send(None)
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.outbox.close()
+        self.inbox.close()
+
+
+def death_reason(returncode):
+    """Words for how a worker process ended, from its exit status."""
+    import signal
+
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        more = " (out of memory?)" if -returncode == signal.SIGKILL else ""
+        return f"the worker process was killed by {name}{more}"
+    return f"the worker process ended unexpectedly (exit status {returncode})"
+
+
+def run_isolated(func, tasks, jobs, on_death):
+    """Results of ``func(*args)`` for each ``args`` in `tasks`, as each finishes, in `jobs` worker processes.
+
+    Unlike joblib's pool, a worker that dies (killed by the out-of-memory
+    killer, say) costs only the task it was running: that task's result is
+    ``on_death(args, reason)``, a fresh worker takes its place and the other
+    tasks go on. The workers end with this process, however it ends
+    (`die_with_parent`), and each is a fresh Python (``python -c``, not a
+    fork): it imports what `func` needs itself.
+
+    Parameters
+    ----------
+    func : callable
+        A module-level function (pickled to the workers by name).
+    tasks : iterable of tuple
+    jobs : int
+        Worker processes (-1: all cores).
+    on_death : callable
+        ``on_death(args, reason) -> result`` for a task whose worker died.
+
+    Returns
+    -------
+    results : iterator
+        Unordered. An exception raised by `func` in a worker is raised here.
+    """
+    from multiprocessing.connection import wait
+
+    n = effective_n_jobs(jobs)
+    pending = iter(tasks)
+    workers = []
+
+    def feed(worker):
+        args = next(pending, None)
+        if args is None:
+            worker.task = None
+            return False
+        worker.give((func, tuple(args)))
+        return True
+
+    try:
+        for _ in range(max(1, n)):
+            worker = _Worker()
+            workers.append(worker)
+            if not feed(worker):
+                break
+        while any(w.task is not None for w in workers):
+            busy = [w for w in workers if w.task is not None]
+            ready = wait([w.inbox for w in busy])  # a dead worker's pipe reads as closed
+            for worker in busy:
+                if worker.inbox not in ready:
+                    continue
+                try:
+                    ok, result = worker.inbox.recv()
+                except (EOFError, OSError):  # the worker died with this task
+                    worker.proc.wait()
+                    args = worker.task[1]
+                    reason = death_reason(worker.proc.returncode)
+                    log.debug("worker %d: %s", worker.proc.pid, reason)
+                    worker.close()
+                    workers.remove(worker)
+                    yield on_death(args, reason)
+                    fresh = _Worker()
+                    workers.append(fresh)
+                    feed(fresh)
+                    continue
+                if not ok:
+                    raise result
+                feed(worker)
+                yield result
+    finally:
+        for worker in workers:
+            worker.close()

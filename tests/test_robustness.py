@@ -52,6 +52,7 @@ def corpus(tmp_path, tiny_scene):
         "deep16.png": _save(src / "deep16.png", (grey[3].astype(np.uint16) * 257)),
         "alpha.png": _save(src / "alpha.png", np.dstack([grey[0], np.full_like(grey[0], 128)]), format="PNG"),
         "folder.png/inner.png": _save(src / "folder.png" / "inner.png", grey[1]),  # a folder named like an image
+        "one.png": _save(src / "one.png", np.full((1, 1), 90, np.uint8)),  # 1x1: padded for the features
     }
     png = good["a.png"].read_bytes()
     (src / "trunc.png").write_bytes(png[: len(png) // 2])
@@ -61,7 +62,6 @@ def corpus(tmp_path, tiny_scene):
     (src / "notes.jpg").write_text("not a picture\n")
     _huge_png(src / "bomb.png", 100_000, 100_000)
     _huge_png(src / "zero_by_zero.png", 0, 0)  # a header that declares no pixels
-    _save(src / "one.png", np.full((1, 1), 90, np.uint8))
     os.symlink("loop.png", src / "loop.png")  # a symlink to itself
     os.symlink("missing.png", src / "dangling.png")
     bad = {
@@ -70,8 +70,7 @@ def corpus(tmp_path, tiny_scene):
         "empty.png": "empty file (0 bytes)",
         "notes.jpg": "not an image file that Pillow can read",
         "bomb.png": "image of 100000 x 100000 = 10,000,000,000 pixels exceeds the limit of 200,000,000 pixels",
-        "one.png": "image of shape (1, 1) is too small",
-        "zero_by_zero.png": "not an image file that Pillow can read",
+        "zero_by_zero.png": "corrupt PNG: its header declares 0 x 0 pixels",
         "loop.png": "cannot resolve the path",
         "dangling.png": "no such file",
     }
