@@ -382,7 +382,7 @@ def test_atomic_write_bytes_failure_keeps_original(tmp_path, monkeypatch):
     path = tmp_path / "data.bin"
     path.write_bytes(b"original")
 
-    def boom(src, dst):
+    def boom(src, dst, **kwargs):
         assert os.path.basename(src).endswith(".part")  # the temporary file was written
         raise OSError("disk on fire")
 
@@ -1124,7 +1124,7 @@ def test_write_picture_atomic(tmp_path, monkeypatch):
     path = tmp_path / "out.png"
     path.write_bytes(b"original")
 
-    def boom(src, dst):
+    def boom(src, dst, **kwargs):
         raise OSError("disk on fire")
 
     monkeypatch.setattr(dio.os, "replace", boom)
