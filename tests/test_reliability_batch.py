@@ -151,7 +151,7 @@ def _cmd(src, out, model, jobs):
 
 
 def _workers_of(pid):
-    """Pids of the `run_isolated` workers whose parent is `pid`."""
+    """Pids of the worker processes whose parent is `pid` (a multiprocessing resource tracker is no worker)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -163,7 +163,7 @@ def _workers_of(pid):
                 cmdline = fh.read()
         except OSError:
             continue
-        if ppid == pid and b"_worker_main" in cmdline:
+        if ppid == pid and b"resource_tracker" not in cmdline:
             found.append(int(entry))
     return found
 

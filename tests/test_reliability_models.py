@@ -61,8 +61,12 @@ _KILLED_SAVE = textwrap.dedent("""
     import deepcolor.ensemble as ens
     from deepcolor.ensemble import Model
 
+    import torch
+
     model = Model.load(sys.argv[1])
-    model.train_config = model.train_config.replace(seed=12345)  # a different model
+    with torch.no_grad():  # a different model: other weights
+        for p in model.networks[0].parameters():
+            p.mul_(1.5)
     def killed(*args, **kwargs):
         os._exit(137)  # as a SIGKILL would, between the weights and the manifest
     ens.atomic_write_text = killed
