@@ -20,6 +20,7 @@ from PIL import Image
 
 from deepcolor import cli
 from deepcolor.color import rgb_to_gray_u8
+from deepcolor.io import display_path
 
 
 def _save(path, image, **kwargs):
@@ -40,6 +41,88 @@ def _huge_png(path, width, height):
     return path
 
 
+def _with_exif_orientation(stored, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif
+
+
+def _issue13_good(src, grey):
+    """Files of issue 13 that must be colorized (the right way up, at their bit depth)."""
+    import cv2
+    import tifffile
+
+    from deepcolor.io import _encode_png
+
+    g = grey[0]  # (40, 36)
+    files = {}
+    # raw 8-bit TIFF of orientation 6: stored turned, shown 40 x 36 (Pillow 13 scrambled it)
+    files["raw_o6.tif"] = _save(src / "raw_o6.tif", np.ascontiguousarray(np.rot90(g, 1)), tiffinfo={274: 6})
+    # 16-bit RGB TIFF of orientation 3 (OpenCV turned it twice)
+    rgb16 = np.repeat(g[..., None], 3, axis=2).astype(np.uint16) * 257
+    tifffile.imwrite(src / "deep16_o3.tif", np.ascontiguousarray(rgb16[::-1, ::-1]), photometric="rgb",
+                     extratags=[(274, "H", 1, 3, True)])
+    files["deep16_o3.tif"] = src / "deep16_o3.tif"
+    # 16-bit RGB PNG whose eXIf (orientation 6) follows the pixels
+    png = cv2.imencode(".png", np.ascontiguousarray(np.rot90(rgb16, 1)))[1].tobytes()
+    tiff = _with_exif_orientation(None, 6).tobytes()
+    tiff = tiff[6:] if tiff.startswith(b"Exif") else tiff
+    chunk = struct.pack(">I", len(tiff)) + b"eXIf" + tiff + struct.pack(">I", zlib.crc32(b"eXIf" + tiff))
+    iend = png.rindex(b"IEND") - 4
+    (src / "late_exif16.png").write_bytes(png[:iend] + chunk + png[iend:])
+    files["late_exif16.png"] = src / "late_exif16.png"
+    # formats read one by one, now taken from a folder too; a PNG without a suffix
+    files["anim.gif"] = _save(src / "anim.gif", g)
+    files["portable.pgm"] = _save(src / "portable.pgm", g)
+    files["jpeg2000.jp2"] = _save(src / "jpeg2000.jp2", g)
+    files["scan001"] = _save(src / "scan001", g, format="PNG")
+    # a bad checksum in a text chunk: the pixels are intact (read by OpenCV, with a warning)
+    data = _encode_png(np.repeat(g[..., None], 3, axis=2), None, None, None)
+    text = b"Comment\x00box 3"
+    bad_text = struct.pack(">I", len(text)) + b"tEXt" + text + struct.pack(">I", zlib.crc32(b"tEXt" + text) ^ 1)
+    (src / "badcrc_text.png").write_bytes(data[:33] + bad_text + data[33:])
+    files["badcrc_text.png"] = src / "badcrc_text.png"
+    # float16 and 16-bit grey+alpha TIFFs (tifffile reads them)
+    tifffile.imwrite(src / "half.tif", (g / 255).astype(np.float16))
+    files["half.tif"] = src / "half.tif"
+    la = np.dstack([g.astype(np.uint16) * 257, np.full(g.shape, 30000, np.uint16)])
+    tifffile.imwrite(src / "la16.tif", la, photometric="minisblack", extrasamples=("unassalpha",))
+    files["la16.tif"] = src / "la16.tif"
+    # tiny and thin: padded for the features, not refused
+    files["five.png"] = _save(src / "five.png", np.full((5, 5), 120, np.uint8))
+    files["panorama.png"] = _save(src / "panorama.png", np.tile(g[:20], (1, 80)))  # 20 x 2880
+    # names: 250 bytes (the temporary name is longer than 255), a newline
+    long_name = "n" * 246 + ".png"
+    files[long_name] = _save(src / long_name, g)
+    files["new\nline.png"] = _save(src / "new\nline.png", g)
+    return files
+
+
+def _issue13_bad(src, grey):
+    """Files of issue 13 that are refused, each with what its message must say."""
+    import io
+
+    import tifffile
+
+    buf = io.BytesIO()
+    Image.fromarray(grey[1]).save(buf, format="JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 1] = 0xC3  # lossless JPEG's frame header
+    (src / "lossless.jpg").write_bytes(bytes(data))
+    tifffile.imwrite(src / "signed.tif", grey[1].astype(np.int16) - 300)
+    Image.fromarray(grey[1]).save(src / "whole.tif")
+    (src / "cut.tif").write_bytes((src / "whole.tif").read_bytes()[:12])
+    (src / "whole.tif").unlink()
+    (src / "bad\nname.png").write_bytes(b"")
+    return {
+        "lossless.jpg": "lossless JPEG (SOF3, 8-bit), which neither Pillow nor OpenCV",
+        "signed.tif": "signed 16-bit integer grey values outside 0..65535 (range -",
+        "cut.tif": "corrupt or unsupported TIFF file",
+        "bad\nname.png": "empty file (0 bytes)",
+    }
+
+
 @pytest.fixture
 def corpus(tmp_path, tiny_scene):
     """(folder, good files -> expected output dtype/alpha, bad files -> the problem stderr must name)."""
@@ -54,6 +137,7 @@ def corpus(tmp_path, tiny_scene):
         "folder.png/inner.png": _save(src / "folder.png" / "inner.png", grey[1]),  # a folder named like an image
         "one.png": _save(src / "one.png", np.full((1, 1), 90, np.uint8)),  # 1x1: padded for the features
     }
+    good.update(_issue13_good(src, grey))
     png = good["a.png"].read_bytes()
     (src / "trunc.png").write_bytes(png[: len(png) // 2])
     jpg = good["nested/deeper/b.jpg"].read_bytes()
@@ -74,6 +158,8 @@ def corpus(tmp_path, tiny_scene):
         "loop.png": "cannot resolve the path",
         "dangling.png": "no such file",
     }
+    bad.update(_issue13_bad(src, grey))
+    (src / "readme.txt").write_text("box 3, 1962\n")  # not an image: recorded as such
     locked = _save(src / "locked.png", grey[2])
     locked.chmod(0)
     if os.geteuid() == 0:  # root reads it anyway: then it is a good file
@@ -92,15 +178,16 @@ def test_colorize_corpus_no_crash_one_line_per_bad_file(run, corpus, tmp_path, t
     errors = [line for line in err.splitlines() if line.startswith("ERROR: ")]
     assert len(errors) == len(bad), err
     for rel, problem in bad.items():
-        lines = [line for line in errors if line.startswith(f"ERROR: {src / rel}: ")]
+        lines = [line for line in errors if line.startswith(f"ERROR: {display_path(src / rel)}: ")]
         assert len(lines) == 1 and problem in lines[0], (rel, errors)
-    assert f"colorize: {len(good)} colorized, 0 skipped (existing), {len(bad)} failed in " in err
+    assert f"colorize: {len(good)} colorized, 0 skipped (existing), {len(bad)} failed, 1 not images in " in err
     for rel in good:  # every good file colorized, complete
         with Image.open((out / rel).with_suffix(".png")) as img:
             img.load()
-            assert img.mode == ("RGBA" if rel == "alpha.png" else "RGB"), (rel, img.mode)
+            assert img.mode == ("RGBA" if rel in ("alpha.png", "la16.tif") else "RGB"), (rel, img.mode)
     records = cli.read_records(out / cli.COLORIZE_LOG)
-    assert sorted(os.path.relpath(r["source"], src) for r in records) == sorted([*good, *bad])
+    assert sorted(os.path.relpath(r["source"], src) for r in records) == sorted([*good, *bad, "readme.txt"])
+    assert [r["status"] for r in records if r["source"].endswith("readme.txt")] == ["ignored"]
     assert {r["status"] for r in records if os.path.relpath(r["source"], src) in bad} == {"failed"}
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
 
@@ -117,6 +204,17 @@ def test_colorize_corpus_keeps_bit_depth_and_alpha(run, corpus, tmp_path, tiny_m
     assert rgba.shape == (40, 36, 4) and (rgba[..., 3] == 128).all()
     rgb = np.asarray(Image.open(out / "a.png"))
     assert rgb.shape == (40, 36, 3) and rgb.dtype == np.uint8
+    # issue 13: the right way up, at their bit depth, their alpha kept
+    grey = np.asarray(Image.open(src / "a.png")).astype(int)
+    for name, dtype in (("raw_o6", np.uint8), ("deep16_o3", np.uint16), ("late_exif16", np.uint16)):
+        out_rgb = cv2.imread(str(out / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        assert out_rgb.shape == (40, 36, 3) and out_rgb.dtype == dtype, name
+        luma = cv2.cvtColor(out_rgb, cv2.COLOR_BGR2GRAY).astype(int) // (257 if dtype == np.uint16 else 1)
+        assert np.abs(luma - grey).mean() < 2, name  # the same picture, not turned or scrambled
+    la = cv2.imread(str(out / "la16.png"), cv2.IMREAD_UNCHANGED)
+    assert la.dtype == np.uint16 and la.shape == (40, 36, 4) and (la[..., 3] == 30000).all()
+    assert np.asarray(Image.open(out / "five.png")).shape == (5, 5, 3)
+    assert np.asarray(Image.open(out / "panorama.png")).shape == (20, 2880, 3)
 
 
 def test_colorize_max_pixels_setting(run, corpus, tmp_path, tiny_model_dir):
