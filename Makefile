@@ -29,9 +29,16 @@ REPORT_OUT ?= work/report
 TEACHER ?= $(DATA)/models/deeplabv3_mobilenetv2_ade20k.tflite
 PARSER ?= deepcolor/models/parser
 DEFAULT_MODEL ?= deepcolor/models/default
+# A personal model (issue 17): the grey photos TARGETS, references picked from POOL, fine-tuned from INIT
+# (empty: the bundled model) into PERSONAL/model; N_REFS references.
+TARGETS ?=
+POOL ?= $(DATA)/intel_scenes/train $(DATA)/imagenet_sample/train $(DATA)/bsds500/train $(DATA)/bsds500/val
+N_REFS ?= 50
+PERSONAL ?= work/personal
+INIT ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install parser default-model features train-clusters colorize evaluate bench report demo test clean
+.PHONY: help install parser default-model features train-clusters colorize evaluate bench report demo test clean personal
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -64,6 +71,13 @@ colorize: install ## colorize IN (file or folder) into OUT with MODEL (default: 
 
 evaluate: install ## PSNR, SSIM, colourfulness of OUT against TRUTH (written to OUT/../evaluation)
 	$(BIN)/deepcolor evaluate --truth $(TRUTH) --pred $(OUT) --out $(dir $(OUT))evaluation --jobs $(JOBS)
+
+personal: install ## a personal model for the grey photos TARGETS: N_REFS references picked from POOL, fine-tuned (~1 min; PERSONAL/model)
+	@test -n "$(TARGETS)" || { echo "make personal: set TARGETS=folder of your grey photos (and POOL=colour photos)" >&2; exit 2; }
+	$(BIN)/deepcolor pick $(TARGETS) --pool $(POOL) -n $(N_REFS) --out $(PERSONAL)/pick --jobs $(JOBS)
+	$(BIN)/deepcolor features $(PERSONAL)/pick/references --out $(PERSONAL)/features --jobs $(JOBS)
+	$(BIN)/deepcolor train $(PERSONAL)/features --init $(or $(INIT),default) --out $(PERSONAL)/model --seed $(SEED) --overwrite
+	@echo "make personal: colorize with: make colorize IN=$(TARGETS) OUT=work/colorized MODEL=$(PERSONAL)/model"
 
 bench: install ## measure quality and speed on BSDS500 (DATA); JSON on stdout and in BENCH_OUT
 	$(BIN)/python -m deepcolor.bench --data $(DATA) --jobs $(JOBS) --out $(BENCH_OUT) --sections $(BENCH_SECTIONS)

@@ -40,6 +40,11 @@ Prints one JSON document (and writes it to --out). Sections:
   subset of Intel scenes train without and with its scene-classification
   loss (the folder names as labels), scored on the first photos of each
   Intel test category.
+- ``personal`` (only when named in ``--sections``; about 10 minutes): issue 17's personal
+  models on the Intel scenes against ``--model`` (default: the bundled model), per category:
+  the generic model, a model fine-tuned from it on 50 photos of the category, one fine-tuned
+  on 50 references `deepcolor pick` chose from a pool, one trained from scratch
+  (`deepcolor.bench_personal`).
 - With ``--sections`` other than ``quality``, the speed section uses
   ``--model`` (default: the bundled model).
 
@@ -514,7 +519,7 @@ def bench_baselines(ref_paths, items, intel_dir, intel_refs=600, intel_test_per_
     return out
 
 
-SECTIONS = ("quality", "intel", "parsing", "speed", "baselines")
+SECTIONS = ("quality", "intel", "parsing", "speed", "baselines", "personal")
 DEFAULT_SECTIONS = ("quality", "intel", "parsing", "speed")
 
 
@@ -535,9 +540,11 @@ def main(argv=None):
                              "score the test set, the ensemble and semantic ablations; intel: the Intel scenes "
                              "ablation; parsing: the parsers on MSRC-v2; speed: colorize times, large photos, a "
                              "folder with --jobs, locally and on a local dask cluster; baselines: the comparison "
-                             "systems' training choices (mirroring, Iizuka et al.'s scene loss; ~30 min)")
-    parser.add_argument("--model", type=Path, help="model for the speed section when quality is not run "
-                                                   "(default: the bundled one)")
+                             "systems' training choices (mirroring, Iizuka et al.'s scene loss; ~30 min); "
+                             "personal: personal models on the Intel scenes against --model (~10 min)")
+    parser.add_argument("--model", type=Path, help="model for the speed section when quality is not run, and "
+                                                   "the generic model of the personal section (default: the "
+                                                   "bundled one)")
     args = parser.parse_args(argv)
 
     data = args.data or default_data_dir()
@@ -589,6 +596,10 @@ def main(argv=None):
         if "baselines" in args.sections:
             ref_paths = [p for r in refs for p in find_images(r)]
             report["baselines"] = bench_baselines(ref_paths, items, data / "intel_scenes")
+        if "personal" in args.sections:  # issue 17: personal models against --model (the bundled one)
+            from deepcolor.bench_personal import run as run_personal
+
+            report["personal"] = run_personal(data, Path(work) / "personal", args.model, jobs=args.jobs)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

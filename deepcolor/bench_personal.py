@@ -14,6 +14,8 @@ scored (PSNR, and the colourfulness of Hasler and Suesstrunk) by
 4. ``scratch``: a model trained from scratch with the default settings on the
    references of (2), as ``deepcolor train`` does.
 
+(2) is also scored at ``--saturation`` 1.25 and 1.5 (colour against PSNR).
+
 The wall time of each personal model's build (pick, features, fine-tuning)
 is recorded, and the pool's one-time description (the descriptor cache).
 With ``split="val"`` the same runs score photos of the *training* set
@@ -30,6 +32,7 @@ import numpy as np
 
 CATEGORIES = ("buildings", "forest", "glacier", "mountain", "sea", "street")
 METHODS = ("bundled", "fine_tuned", "picked", "scratch")
+SATURATIONS = (1.25, 1.5)  # the fine-tuned model is also scored at these --saturation factors
 
 
 def category_split(data, category, split="test", n_refs=50, n_test=100):
@@ -59,14 +62,17 @@ def pool_folders(data):
             data / "bsds500" / "val"]
 
 
-def score(model, items):
-    """Mean PSNR and mean colourfulness of `model` on `items` (`deepcolor.bench.load_test_set`), and per image."""
-    from deepcolor.colorize import colorize_luma
+def score(model, items, saturation=1.0):
+    """Mean PSNR and mean colourfulness of `model` on `items` (`deepcolor.bench.load_test_set`), and per image.
+
+    `saturation`: as ``deepcolor colorize --saturation``.
+    """
+    from deepcolor.colorize import colorize_luma_record
     from deepcolor.evaluate import colourfulness, psnr
 
     p, c = [], []
     for _, y, truth in items:
-        rgb = colorize_luma(model, y)
+        rgb = colorize_luma_record(model, y, saturation=saturation)[0]
         p.append(psnr(truth, rgb))
         c.append(colourfulness(rgb))
     return {"psnr": round(float(np.mean(p)), 3), "colourfulness": round(float(np.mean(c)), 2),
@@ -127,6 +133,8 @@ def run_category(category, data, work, init, init_dir, cache_dir, split="test", 
         model, t = build_personal([work / "refs"], work / "fine_tuned", init, tcfg, fcfg, jobs, init_dir)
         out["fine_tuned"] = {**score(model, items), **t, "init_network": model.info["init"]["network"],
                              "epochs_run": model.info["history"]["epochs_run"]}
+        for factor in SATURATIONS:  # colour against PSNR: the personal model with stronger colour
+            out[f"fine_tuned_saturation_{factor}"] = score(model, items, factor)
     if "scratch" in methods:
         t0 = time.perf_counter()
         fdir = work / "fine_tuned" / "features"
@@ -189,7 +197,7 @@ def run(data, work, init_dir=None, cache_dir=None, split="test", jobs=1, categor
 def means(categories):
     """Mean PSNR and colourfulness of each method over the categories."""
     out = {}
-    for m in METHODS:
+    for m in METHODS + tuple(f"fine_tuned_saturation_{f}" for f in SATURATIONS):
         rows = [c[m] for c in categories.values() if m in c]
         if rows:
             out[m] = {k: round(float(np.mean([r[k] for r in rows])), 3) for k in ("psnr", "colourfulness")}
@@ -233,6 +241,7 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     parser.add_argument("--lr", type=float, help="fine-tuning learning rate (default deepcolor.train.FINETUNE_LR)")
     parser.add_argument("--patience", type=int)
+    parser.add_argument("--weighting", choices=("uniform", "psnr"))
     parser.add_argument("--descriptor")
     parser.add_argument("--rule")
     parser.add_argument("--cache", type=Path, help="descriptor cache (default: WORK/descriptor-cache)")
@@ -246,7 +255,7 @@ def main(argv=None):
     from deepcolor.config import TrainConfig
     from deepcolor.train import FINETUNE_LR
 
-    tcfg = TrainConfig(lr=args.lr or FINETUNE_LR).replace(patience=args.patience)
+    tcfg = TrainConfig(lr=args.lr or FINETUNE_LR).replace(patience=args.patience, image_weighting=args.weighting)
     report = run(args.data or default_data_dir(), args.work, args.init, args.cache, split=args.split, jobs=args.jobs,
                  categories=args.categories, methods=args.methods, train_cfg=tcfg, descriptor=args.descriptor,
                  rule=args.rule)

@@ -44,7 +44,7 @@ PICK_DESCRIPTORS = ("gist", "semantic", "gist+semantic", "histogram")
 # descriptor; "each": the targets take turns, each the nearest photo not yet taken.
 PICK_RULES = ("nearest", "mean", "each")
 DEFAULT_DESCRIPTOR = "gist+semantic"
-DEFAULT_RULE = "nearest"
+DEFAULT_RULE = "mean"
 CACHE_VERSION = 1
 REFERENCES = "references"  # the folder of links in the pick's output folder
 LIST = "picked.txt"
