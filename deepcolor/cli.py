@@ -26,6 +26,10 @@ class CommandError(Exception):
 def _setup_logging(verbose, quiet):
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
+    # The handler filters too: libraries that set their own loggers' level (dask.distributed
+    # logs at INFO whatever the root's level) print nothing below it, so -q is quiet.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)
 
 
 def _configs(args):

@@ -378,3 +378,27 @@ def test_append_record_exception_symlink(tmp_path):
     with pytest.raises(OSError):
         cli.append_record(tmp_path / "rec.jsonl", Outcome("a", "b", "done"))
     assert target.read_text() == ""
+
+
+def test_quiet_silences_libraries_info_logs(capsys):
+    """-q: dask.distributed sets its loggers to INFO itself; the handler's level keeps them quiet."""
+    import logging
+
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    lib = logging.getLogger("distributed.scheduler")
+    lib_level = lib.level
+    lib.setLevel(logging.INFO)
+    try:
+        cli._setup_logging(verbose=False, quiet=True)
+        lib.info("State start")
+        lib.warning("a real warning")
+        err = capsys.readouterr().err
+    finally:
+        lib.setLevel(lib_level)
+        for h in root.handlers[:]:
+            root.removeHandler(h)
+        for h in before:
+            root.addHandler(h)
+        root.setLevel(level)
+    assert "State start" not in err and "WARNING: a real warning" in err
