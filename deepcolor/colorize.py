@@ -255,7 +255,8 @@ def colorize_file(model, src, dst, overwrite=False, max_pixels=MAX_PIXELS, satur
         log.debug("%s", shown, exc_info=True)
         return Outcome(str(src), str(dst), "failed",
                        f"{shown}: unexpected error ({type(exc).__name__}: {_one_line(exc)})")
-    return Outcome(str(src), str(dst), "done", seconds=round(time.perf_counter() - start, 4), cluster=record)
+    return Outcome(str(src), str(dst), "done", "; ".join(f"{shown}: {n}" for n in picture.notes),
+                   seconds=round(time.perf_counter() - start, 4), cluster=record)
 
 
 def _one_line(exc):

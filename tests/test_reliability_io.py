@@ -331,3 +331,29 @@ def test_image_error_one_line(tmp_path):
     path.write_bytes(b"")
     msg = _assert_error(path, "two\\nlines.png: empty file (0 bytes)")
     assert msg.count("\n") == 0
+
+
+def test_read_picture_corrupt_jpeg_data_noted(tmp_path, caplog):
+    """Damaged entropy-coded data mid-scan: colorized as decoded, but with libjpeg's warning."""
+    import io
+
+    import cv2
+
+    rng = np.random.default_rng(0)
+    grey = cv2.GaussianBlur((rng.random((240, 320)) * 255).astype(np.uint8), (0, 0), 3)
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, format="JPEG", quality=90)
+    data = bytearray(buf.getvalue())
+    sos = data.index(b"\xff\xda")
+    mid = sos + (len(data) - sos) // 2
+    data[mid:mid + 40] = rng.integers(0, 255, 40, dtype=np.uint8).tobytes()
+    path = tmp_path / "damaged.jpg"
+    path.write_bytes(bytes(data))
+    with caplog.at_level("WARNING"):
+        pic = read_picture(path)
+    assert pic.pixels.shape == (240, 320)
+    assert len(pic.notes) == 1 and "damaged JPEG data (libjpeg: Corrupt JPEG data" in pic.notes[0]
+    assert "damaged.jpg: damaged JPEG data" in caplog.text
+    sound = tmp_path / "sound.jpg"
+    Image.fromarray(grey).save(sound, quality=90)
+    assert read_picture(sound).notes == ()

@@ -91,6 +91,16 @@ def _issue13_good(src, grey):
     # tiny and thin: padded for the features, not refused
     files["five.png"] = _save(src / "five.png", np.full((5, 5), 120, np.uint8))
     files["panorama.png"] = _save(src / "panorama.png", np.tile(g[:20], (1, 80)))  # 20 x 2880
+    # damaged data mid-scan: colorized as decoded, libjpeg's warning logged and recorded
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(cv2.resize(g, (144, 160), interpolation=cv2.INTER_CUBIC)).save(buf, format="JPEG", quality=90)
+    data = bytearray(buf.getvalue())
+    mid = data.index(b"\xff\xda") + (len(data) - data.index(b"\xff\xda")) // 2
+    data[mid:mid + 24] = bytes((37 * i + 11) % 251 for i in range(24))
+    (src / "damaged.jpg").write_bytes(bytes(data))
+    files["damaged.jpg"] = src / "damaged.jpg"
     # names: 250 bytes (the temporary name is longer than 255), a newline
     long_name = "n" * 246 + ".png"
     files[long_name] = _save(src / long_name, g)
@@ -188,6 +198,8 @@ def test_colorize_corpus_no_crash_one_line_per_bad_file(run, corpus, tmp_path, t
     records = cli.read_records(out / cli.COLORIZE_LOG)
     assert sorted(os.path.relpath(r["source"], src) for r in records) == sorted([*good, *bad, "readme.txt"])
     assert [r["status"] for r in records if r["source"].endswith("readme.txt")] == ["ignored"]
+    (damaged,) = [r for r in records if r["source"].endswith("damaged.jpg")]
+    assert damaged["status"] == "done" and "damaged JPEG data (libjpeg: Corrupt JPEG data" in damaged["message"]
     assert {r["status"] for r in records if os.path.relpath(r["source"], src) in bad} == {"failed"}
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
 
