@@ -113,11 +113,13 @@ def read_tflite(path):
     first_of_size = {shape(int(graph.Inputs(0)))[1:3]: 0}  # static (h, w) -> first tensor of that size
     producer = {}  # our tensor id -> index in spec
     spec, weights, rate = [], {}, 1
-    n_ops = graph.OperatorsLength()
-    last_conv = max(i for i in range(n_ops)
-                    if opnames[max(model.OperatorCodes(graph.Operators(i).OpcodeIndex()).BuiltinCode(),
-                                   model.OperatorCodes(graph.Operators(i).OpcodeIndex()).DeprecatedBuiltinCode())]
-                    == "CONV_2D")
+
+    def op_name(i):
+        code = model.OperatorCodes(graph.Operators(i).OpcodeIndex())
+        return opnames[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
+
+    # the logits: the last convolution (the file's final resizes to the input size are left to the caller)
+    last_conv = max(i for i in range(graph.OperatorsLength()) if op_name(i) == "CONV_2D")
 
     def new_tensor(tfl_out, layer):
         tid = len(spec) + 1  # tensor i + 1 is layer i's output
@@ -130,8 +132,7 @@ def read_tflite(path):
 
     for i in range(last_conv + 1):
         op = graph.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = opnames[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
+        name = op_name(i)
         ins = [int(op.Inputs(j)) for j in range(op.InputsLength())]
         out = int(op.Outputs(0))
         opts = _op_options(op, name)
