@@ -233,11 +233,15 @@ def _check_parser(spec, mpath):
     from deepcolor.features.semantic import default_parser_dir
 
     path = default_parser_dir() if spec == "default" else Path(spec)
-    found = path.is_file() if path.suffix == ".tflite" else (path / MANIFEST).is_file()
-    if not found:
-        where = "the bundled parser" if spec == "default" else f"the parser {spec!r}"
-        raise ModelError(f"{mpath}: the model needs {where} ({path}), which is missing; "
-                         f"install it or retrain the model")
+    if spec == "default" and not (path / MANIFEST).is_file():
+        raise ModelError(f"{mpath}: the model needs the bundled parser ({path}), which is missing from this "
+                         f"installation; rebuild it with `make parser` or retrain the model")
+    if path.suffix == ".tflite" and not path.is_file():
+        raise ModelError(f"{path}: no such parser file (the model {mpath} names it)")
+    if path.suffix != ".tflite" and not path.is_dir():
+        raise ModelError(f"{path}: no such parser directory")
+    if path.suffix != ".tflite" and not (path / MANIFEST).is_file():
+        raise ModelError(f"{path / MANIFEST}: missing; {path} is not a parser directory (the model {mpath} names it)")
 
 
 # --- replacing a model in one step ------------------------------------------------------

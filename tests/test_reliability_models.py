@@ -243,7 +243,7 @@ def test_colorize_exception_parser_missing(run, tmp_path, tiny_scene, tiny_model
         m["feature_config"].update(features=["patch", "daisy", "semantic"], semantic_parser=str(missing))
 
     _edit_manifest(model, edit)
-    _colorize_refused(run, tmp_path, tiny_scene, model, f"the model needs the parser '{missing}'")
+    _colorize_refused(run, tmp_path, tiny_scene, model, f"{missing}: no such parser directory")
 
 
 def test_colorize_exception_manifest_fifo(run, tmp_path, tiny_scene, tiny_model_dir):
