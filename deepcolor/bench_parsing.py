@@ -59,28 +59,14 @@ def _grey(rgb):
     return rgb_to_gray_u8(rgb).astype(np.float32) / 255.0
 
 
-def _photo_and_labels(photo, label_path):
-    """A labelled photo: RGB uint8 (H, W, 3) and its label image (H, W) uint8; ValueError naming the file."""
-    from PIL import Image
-
-    rgb = read_rgb_u8(photo)
-    try:
-        labels = np.asarray(Image.open(label_path))
-    except OSError as exc:
-        raise ValueError(f"{label_path}: cannot read the labels of {Path(photo).name} ({exc})") from None
-    if labels.shape != rgb.shape[:2]:
-        raise ValueError(f"{label_path}: labels {labels.shape} do not match the photo {rgb.shape[:2]}")
-    return rgb, labels
-
-
 def score_split(predict, pairs, name, classes):
     """Pixel accuracy and mean IoU of ``predict(rgb_u8) -> (H, W, K)`` on (photo, labels) pairs of a labelled set."""
-    from deepcolor.features.labelsets import LABEL_SETS, map_labels
+    from deepcolor.features.labelsets import LABEL_SETS, map_labels, read_labelled
 
     mapping, ignore = LABEL_SETS[name]
     preds, truths = [], []
     for photo, label_path in pairs:
-        rgb, labels = _photo_and_labels(photo, label_path)
+        rgb, labels = read_labelled(photo, label_path)
         preds.append(np.asarray(predict(rgb)).argmax(axis=-1).ravel())
         truths.append(map_labels(labels, mapping, classes, ignore).ravel())
     s = segmentation_scores(np.concatenate(preds), np.concatenate(truths), len(classes))
@@ -90,11 +76,12 @@ def score_split(predict, pairs, name, classes):
 
 def _msrc_shared_pairs_scores(predict_shared, pairs):
     """MSRC-v2 in the 17 shared groups (+ other), as issue 3 measured it."""
+    from deepcolor.features.labelsets import read_labelled
     from deepcolor.features.semantic import MSRC_TO_SHARED, SHARED_GROUPS, label_groups
 
     preds, truths = [], []
     for photo, label_path in pairs:
-        rgb, labels = _photo_and_labels(photo, label_path)
+        rgb, labels = read_labelled(photo, label_path)
         preds.append(np.asarray(predict_shared(rgb)).argmax(axis=-1).ravel())
         truths.append(label_groups(labels, MSRC_TO_SHARED, SHARED_GROUPS).ravel())
     s = segmentation_scores(np.concatenate(preds), np.concatenate(truths), len(SHARED_GROUPS))

@@ -83,20 +83,12 @@ class Sample:
 
 
 def _load_labelled(pairs, name):
-    from PIL import Image
-
-    from deepcolor.features.labelsets import COLOUR_CLASSES, LABEL_SETS, map_labels
+    from deepcolor.features.labelsets import COLOUR_CLASSES, LABEL_SETS, map_labels, read_labelled
 
     mapping, ignore = LABEL_SETS[name]
     out = []
     for photo, label_path in pairs:
-        rgb = read_rgb_u8(photo)
-        try:
-            labels = np.asarray(Image.open(label_path))
-        except OSError as exc:
-            raise ValueError(f"{label_path}: cannot read the labels of {photo} ({exc})") from None
-        if labels.shape != rgb.shape[:2]:
-            raise ValueError(f"{label_path}: labels {labels.shape} do not match the photo {rgb.shape[:2]}")
+        rgb, labels = read_labelled(photo, label_path)
         out.append(Sample(str(photo), rgb, map_labels(labels, mapping, COLOUR_CLASSES, ignore)))
     return out
 

@@ -149,3 +149,19 @@ def labelled_pairs(data, name, split):
         root = _need(data / "camvid" / split / "images", "CamVid images folder")
         return [(p, data / "camvid" / split / "labels" / f"{p.stem}.png") for p in sorted(root.glob("*.jpg"))]
     raise ValueError(f"labelled set must be one of {sorted(LABEL_SETS)}, got {name!r}")
+
+
+def read_labelled(photo, label_path):
+    """A labelled photo: RGB uint8 (H, W, 3) and its label image (H, W) uint8; ValueError naming the file."""
+    from PIL import Image
+
+    from deepcolor.io import read_rgb_u8
+
+    rgb = read_rgb_u8(photo)
+    try:
+        labels = np.asarray(Image.open(label_path))
+    except OSError as exc:
+        raise ValueError(f"{label_path}: cannot read the labels of {Path(photo).name} ({exc})") from None
+    if labels.shape != rgb.shape[:2]:
+        raise ValueError(f"{label_path}: labels {labels.shape} do not match the photo {rgb.shape[:2]}")
+    return rgb, labels
