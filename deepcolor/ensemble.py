@@ -32,8 +32,8 @@ from deepcolor import __version__
 from deepcolor.config import ClusterConfig, FeatureConfig, RefineConfig, TrainConfig
 from deepcolor.io import atomic_write_bytes, atomic_write_text
 from deepcolor.modelfiles import (FORMAT, FORMAT_VERSION, MANIFEST, ModelError, _sha,  # noqa: F401
-                                  check_replaceable, new_folder_beside, read_verified, replace_folder,
-                                  settings_sha, verify_model)
+                                  check_replaceable, check_settings_sha, new_folder_beside, read_verified,
+                                  replace_folder, settings_sha, verify_model)
 from deepcolor.networks import ChromaNet, predict
 
 def versions():
@@ -198,7 +198,7 @@ class Model:
         """Load and verify a model directory; raises ModelError naming the file and the problem."""
         model_dir = Path(model_dir)
         mpath = model_dir / MANIFEST
-        manifest, blobs = verify_model(model_dir)
+        manifest, blobs = verify_model(model_dir, settings_checksum=False)  # checked last, below
         try:
             fcfg = FeatureConfig.from_dict(manifest["feature_config"])
             tcfg = TrainConfig.from_dict(manifest["train_config"])
@@ -233,6 +233,7 @@ class Model:
                     raise ValueError("one cluster per network, centres and histograms of one length")
             except (KeyError, TypeError, ValueError) as exc:
                 raise ModelError(f"{mpath}: inconsistent cluster table ({type(exc).__name__}: {exc})") from None
+        check_settings_sha(manifest, mpath)
         model = cls(networks, fcfg, tcfg, rcfg, manifest.get("info"), clusters, ccfg)
         model.manifest = manifest
         return model

@@ -92,9 +92,6 @@ def read_verified(model_dir, fmt, version, what):
                          f"this deepcolor reads version {version}")
     if not isinstance(manifest.get("files"), dict):
         raise ModelError(f"{mpath}: {what} manifest without a table of files and checksums")
-    if "settings_sha256" in manifest and manifest["settings_sha256"] != settings_sha(manifest):
-        raise ModelError(f"{mpath}: the settings do not match their checksum (settings_sha256); "
-                         f"the {what} is corrupt or was edited")
     blobs = {}
     for name, sha in manifest["files"].items():
         path = model_dir / name if isinstance(name, str) else model_dir
@@ -104,6 +101,17 @@ def read_verified(model_dir, fmt, version, what):
             raise ModelError(f"{path}: checksum mismatch (sha256 differs from {mpath}); the {what} is corrupt")
         blobs[name] = data
     return manifest, blobs
+
+
+def check_settings_sha(manifest, mpath, what="model"):
+    """Refuse a manifest whose settings do not match their checksum (``settings_sha256``), if it has one.
+
+    Checked last, after the specific checks, so that a manifest broken in a
+    way they name is reported by them.
+    """
+    if "settings_sha256" in manifest and manifest["settings_sha256"] != settings_sha(manifest):
+        raise ModelError(f"{mpath}: the settings do not match their checksum (settings_sha256); "
+                         f"the {what} is corrupt or was edited")
 
 
 def settings_sha(manifest):
@@ -127,8 +135,6 @@ def _read_regular(path, what):
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise ModelError(f"{path}: is a symlink; a {what}'s files must be regular files in its folder") from None
-        if exc.errno == errno.ENOENT:
-            raise ModelError(f"{path}: missing {what} file") from None
         raise ModelError(f"{path}: cannot read {what} file ({exc.strerror or exc})") from None
     try:
         info = os.fstat(fd)
@@ -203,8 +209,6 @@ def check_settings(manifest, mpath):
         fcfg = FeatureConfig.from_dict(manifest["feature_config"])
         TrainConfig.from_dict(manifest["train_config"])
         RefineConfig.from_dict(manifest["refine_config"])
-        if "clusters" in manifest:
-            ClusterConfig.from_dict(manifest["cluster_config"])
         nets = manifest["networks"]
         if not isinstance(nets, list) or not 1 <= len(nets) <= MAX_NETWORKS:
             raise ValueError(f"networks must be a list of 1 to {MAX_NETWORKS}")
@@ -218,6 +222,11 @@ def check_settings(manifest, mpath):
                     raise ValueError(f"network file {spec[key]!r} is not in the table of files and checksums")
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{mpath}: inconsistent model settings ({type(exc).__name__}: {exc})") from None
+    if "clusters" in manifest:
+        try:
+            ClusterConfig.from_dict(manifest["cluster_config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{mpath}: inconsistent cluster table ({type(exc).__name__}: {exc})") from None
     for (section, key), top in SETTING_LIMITS.items():
         value = manifest[section].get(key)
         if isinstance(value, (int, float)) and value > top:
@@ -341,7 +350,7 @@ def replace_folder(new, folder):
     shutil.rmtree(new, ignore_errors=True)
 
 
-def verify_model(model_dir):
+def verify_model(model_dir, settings_checksum=True):
     """Check a deepcolor model directory without torch: files, checksums, settings, weights' layout.
 
     Returns
@@ -359,4 +368,6 @@ def verify_model(model_dir):
     check_settings(manifest, model_dir / MANIFEST)
     for spec in manifest["networks"]:
         check_safetensors(model_dir / spec["weights"], blobs[spec["weights"]])
+    if settings_checksum:
+        check_settings_sha(manifest, model_dir / MANIFEST)
     return manifest, blobs
