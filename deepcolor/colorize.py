@@ -300,6 +300,9 @@ def plan_outputs(src, dst, suffix=".png", ignored=None):
         if out.resolve() == src.resolve():
             return [], [f"{display_path(src)}: the output would replace the input; choose another OUT"]
         return [(src, out)], []
+    if dst.exists() and not dst.is_dir():
+        raise ValueError(f"{display_path(dst)}: OUT exists and is not a folder; the outputs of a folder go into "
+                         f"a folder")
     dst_abs, src_abs = dst.resolve(), src.resolve()
     if dst_abs == src_abs:
         raise ValueError(f"{display_path(dst)}: OUT is the input folder itself; the outputs would be mixed with "

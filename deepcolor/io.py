@@ -237,6 +237,8 @@ def find_images(root, problems=None, ignored=None):
     if root.is_file():
         return [root]
     if not root.is_dir():
+        if root.exists():
+            raise ImageError(root, "not a regular file or a folder (a FIFO, a device?)")
         raise ImageError(root, "no such file or folder")
 
     def problem(message):
@@ -317,11 +319,17 @@ def _check_file(path):
         raise ImageError(path, "is a folder, not an image file")
     if not path.exists():
         raise ImageError(path, "no such file")
+    import stat
+
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as exc:
         raise ImageError(path, f"cannot stat file ({exc.strerror})") from None
-    if size == 0:
+    if not stat.S_ISREG(info.st_mode):  # opening a FIFO would block; a device never ends
+        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) or \
+            stat.S_ISBLK(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a file"
+        raise ImageError(path, f"not a regular file ({kind}); not read")
+    if info.st_size == 0:
         raise ImageError(path, "empty file (0 bytes)")
 
 
@@ -391,6 +399,7 @@ def read_picture(path, max_pixels=MAX_PIXELS):
                 picture = _picture_from_pillow(path, img)
                 if img.format in ("JPEG", "MPO"):
                     picture.notes = _jpeg_warnings(path)
+                picture.notes += _frames_note(path, img)
                 return picture
         except PermissionError:
             raise ImageError(path, "permission denied") from None
@@ -609,6 +618,19 @@ def _read_tiff_alone(path, max_pixels):
     return _read_tiff(path, _Header)
 
 
+def _frames_note(path, img):
+    """A note (logged) when a file holds several frames or pages: the first alone is colorized."""
+    try:
+        n = int(getattr(img, "n_frames", 1))
+    except (TypeError, ValueError, OSError, EOFError):
+        return ()
+    if img.format == "MPO" or n <= 1:  # an MPO's second frame is the stereo pair or a preview
+        return ()
+    note = f"{n} frames or pages; the first alone is colorized"
+    log.warning("%s: %s", display_path(path), note)
+    return (note,)
+
+
 def _jpeg_warnings(path):
     """libjpeg's warnings about a JPEG's data ("Corrupt JPEG data: ..."), each logged; () if none.
 
@@ -812,6 +834,7 @@ def _read_tiff(path, img):
             arr = page.asarray()
             if int(page.planarconfig) == 2 and arr.ndim == 3 and samples > 1:
                 arr = np.moveaxis(arr, 0, -1)
+            n_pages = len(tif.pages)
     except (tifffile.TiffFileError, ValueError, KeyError, IndexError, NotImplementedError, struct.error,
             EOFError, OSError, MemoryError) as exc:
         log.debug("%s: tifffile cannot read it (%s); Pillow tries", path, exc)
@@ -829,7 +852,11 @@ def _read_tiff(path, img):
             arr = np.clip(np.rint(scaled), 0, top).astype(arr.dtype)
     pixels = np.ascontiguousarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
     icc = img.info.get("icc_profile") or None
-    return Picture(pixels, alpha, icc, _clean_exif(exif, path), img.format, img.mode)
+    notes = ()
+    if n_pages > 1:
+        notes = (f"{n_pages} frames or pages; the first alone is colorized",)
+        log.warning("%s: %s", display_path(path), notes[0])
+    return Picture(pixels, alpha, icc, _clean_exif(exif, path), img.format, img.mode, notes)
 
 
 def _tiff_samples(path, arr):

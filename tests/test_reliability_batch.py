@@ -402,3 +402,29 @@ def test_quiet_silences_libraries_info_logs(capsys):
             root.addHandler(h)
         root.setLevel(level)
     assert "State start" not in err and "WARNING: a real warning" in err
+
+
+def test_colorize_fifo_and_multiframe(run, tmp_path, tiny_scene, tiny_model_dir):
+    """A FIFO named like an image is refused without blocking; a multi-page file is colorized with a note."""
+    src = tmp_path / "in"
+    g = _grey(tiny_scene, 50)
+    src.mkdir()
+    os.mkfifo(src / "pipe.png")
+    frames = [Image.fromarray(g), Image.fromarray(255 - g)]
+    frames[0].save(src / "pages.tif", save_all=True, append_images=frames[1:])
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:])
+    out = tmp_path / "out"
+    rc, _, err = run("colorize", src, out, "--model", tiny_model_dir, "-q")
+    assert rc == 1
+    assert _errors(err) == [f"ERROR: {src / 'pipe.png'}: not a regular file (a FIFO); not read"]
+    notes = {os.path.basename(r["source"]): r["message"] for r in _records(out) if r["status"] == "done"}
+    assert "2 frames or pages; the first alone is colorized" in notes["pages.tif"]
+    assert "2 frames or pages; the first alone is colorized" in notes["anim.gif"]
+
+
+def test_colorize_exception_out_is_a_file(run, tmp_path, tiny_scene, tiny_model_dir):
+    src = tmp_path / "in"
+    _save(src / "a.png", _grey(tiny_scene, 51))
+    (tmp_path / "out").write_text("a file")
+    rc, _, err = run("colorize", src, tmp_path / "out", "--model", tiny_model_dir, "-q")
+    assert rc == 2 and "OUT exists and is not a folder" in err
