@@ -91,6 +91,31 @@ def _png_exif_after_idat(path, stored, orientation):
     path.write_bytes(png[:iend] + chunk + png[iend:])
 
 
+def _add_orientation(data, orientation):
+    """A little-endian TIFF's bytes with an Orientation tag (274) in IFD 0 (rewritten at the end)."""
+    assert data[:4] == b"II*\x00"
+    (ifd,) = struct.unpack("<I", data[4:8])
+    (n,) = struct.unpack("<H", data[ifd:ifd + 2])
+    entries = [data[ifd + 2 + 12 * i:ifd + 14 + 12 * i] for i in range(n)]
+    (next_ifd,) = struct.unpack("<I", data[ifd + 2 + 12 * n:ifd + 6 + 12 * n])
+    entries = [e for e in entries if struct.unpack("<H", e[:2])[0] != 274]
+    entries.append(struct.pack("<HHIHH", 274, 3, 1, orientation, 0))  # SHORT, count 1, value
+    entries.sort(key=lambda e: struct.unpack("<H", e[:2])[0])
+    start = len(data) + len(data) % 2
+    out = bytearray(data) + b"\x00" * (start - len(data))
+    out += struct.pack("<H", len(entries)) + b"".join(entries) + struct.pack("<I", next_ifd)
+    out[4:8] = struct.pack("<I", start)
+    return bytes(out)
+
+
+def _write_opencv_tiff(path, stored, orientation):
+    """A 16-bit colour TIFF as OpenCV writes it (LZW, which tifffile cannot decode without imagecodecs)."""
+    import cv2
+
+    bgr = stored[..., 2::-1] if stored.shape[2] == 3 else np.dstack([stored[..., 2::-1], stored[..., 3]])
+    path.write_bytes(_add_orientation(cv2.imencode(".tif", np.ascontiguousarray(bgr))[1].tobytes(), orientation))
+
+
 # (name, channels, bits, writer(path, stored, channels, bits, orientation), lossless)
 CASES = [
     ("png8-grey", 1, 8, lambda p, s, c, b, o: _write_pillow(p.with_suffix(".png"), s, c, b, o), True),
@@ -119,6 +144,8 @@ CASES = [
     ("tif16-rgb-raw", 3, 16, lambda p, s, c, b, o: _write_tifffile(p.with_suffix(".tif"), s, c, o), True),
     ("tif16-rgb-deflate", 3, 16,
      lambda p, s, c, b, o: _write_tifffile(p.with_suffix(".tif"), s, c, o, compression="zlib"), True),
+    ("tif16-rgb-lzw-opencv", 3, 16, lambda p, s, c, b, o: _write_opencv_tiff(p.with_suffix(".tif"), s, o), True),
+    ("tif16-rgba-lzw-opencv", 4, 16, lambda p, s, c, b, o: _write_opencv_tiff(p.with_suffix(".tif"), s, o), True),
     ("tif16-rgba-deflate", 4, 16,
      lambda p, s, c, b, o: _write_tifffile(p.with_suffix(".tif"), s, c, o, compression="zlib"), True),
     ("jpg-grey", 1, 8, lambda p, s, c, b, o: _write_pillow(p.with_suffix(".jpg"), s, c, b, o, quality=100), False),
