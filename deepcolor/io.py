@@ -600,7 +600,9 @@ def _read_tiff_alone(path, max_pixels):
             page = tif.pages[0]
             _check_size(path, page.imagewidth, page.imagelength, max_pixels)
             tags = {int(t.code): t.value for t in page.tags.values()}
-    except (tifffile.TiffFileError, ValueError, KeyError, IndexError, struct.error, EOFError, OSError):
+    except ImageError:
+        raise
+    except Exception:  # tifffile's own errors and others: not readable by it either
         return None
 
     class _Header:  # what _read_tiff takes from Pillow: the EXIF orientation and the ICC profile
@@ -835,9 +837,10 @@ def _read_tiff(path, img):
             if int(page.planarconfig) == 2 and arr.ndim == 3 and samples > 1:
                 arr = np.moveaxis(arr, 0, -1)
             n_pages = len(tif.pages)
-    except (tifffile.TiffFileError, ValueError, KeyError, IndexError, NotImplementedError, struct.error,
-            EOFError, OSError, MemoryError) as exc:
-        log.debug("%s: tifffile cannot read it (%s); Pillow tries", path, exc)
+    except ImageError:
+        raise
+    except Exception as exc:  # tifffile's own errors, zlib.error, ...: Pillow tries and says what is wrong
+        log.debug("%s: tifffile cannot read it (%s: %s); Pillow tries", display_path(path), type(exc).__name__, exc)
         return None
     arr = _tiff_samples(path, arr)
     exif = img.getexif()
