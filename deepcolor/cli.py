@@ -250,12 +250,11 @@ def cmd_colorize(args):
         append_record(record_path, Outcome(p.split(": ", 1)[0], "", "failed", p))
     from deepcolor.io import display_path
 
-    for path in ignored:  # every file accounted for: the record names what is not an image
-        append_record(record_path, Outcome(str(path), "", "ignored", f"{display_path(path)}: not an image file "
-                                           f"(by its name and first bytes); left alone"))
+    for path, why in ignored:  # every file accounted for: the record names what is left alone, and why
+        append_record(record_path, Outcome(str(path), "", "ignored", f"{display_path(path)}: {why}; left alone"))
     if ignored:
-        log.info("%s: %d files are not images (by name and first bytes) and were left alone; the record "
-                 "names them", display_path(args.input), len(ignored))
+        log.info("%s: %d files or folders are not images or hidden, and were left alone; the record names "
+                 "them", display_path(args.input), len(ignored))
     if not pairs and not problems:
         log.warning("%s: no image files found", display_path(args.input))
     start = time.perf_counter()
@@ -276,7 +275,7 @@ def cmd_colorize(args):
             append_record(record_path, outcome)
             outcomes.append(outcome)
     print(f"colorize: {counts['done']} colorized, {counts['skipped']} skipped (existing), "
-          f"{counts['failed']} failed{f', {len(ignored)} not images' if ignored else ''} in "
+          f"{counts['failed']} failed{f', {len(ignored)} ignored (not images, hidden)' if ignored else ''} in "
           f"{time.perf_counter() - start:.1f} s -> {display_path(args.output)}", file=sys.stderr)
     if args.gallery:
         from deepcolor.gallery import write_gallery

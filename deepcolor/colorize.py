@@ -284,7 +284,8 @@ def plan_outputs(src, dst, suffix=".png", ignored=None):
     followed) are problems, one line each, never overwritten nor silently
     skipped. When `dst` lies inside `src`, the files under `dst` are not
     taken as inputs; `src` inside `dst` is fine. `ignored` (a list) receives
-    the files that are not images (`deepcolor.io.find_images`).
+    (path, reason) for each file or folder left alone: not an image, hidden
+    (`deepcolor.io.find_images`), OUT's own files excepted.
 
     Raises
     ------
@@ -315,6 +316,9 @@ def plan_outputs(src, dst, suffix=".png", ignored=None):
         except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
             problems.append(f"{display_path(path)}: cannot resolve the path ({exc}); skipped")
     inputs = [p for p in resolved if not (exclude and resolved[p].is_relative_to(dst_abs))]
+    if exclude and ignored:  # OUT's own files (the record, temporary files) are not IN's to account for
+        ignored[:] = [(p, why) for p, why in ignored if not p.absolute().is_relative_to(dst_abs)
+                      and not p.absolute().is_relative_to(dst.absolute())]
     input_set = {resolved[p] for p in inputs}
     for path in inputs:
         rel = path.relative_to(src)

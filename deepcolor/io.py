@@ -214,8 +214,9 @@ def find_images(root, problems=None, ignored=None):
         not searched: a sub-folder that cannot be read, a symlink to a
         folder (not followed). Without it these are logged as warnings.
     ignored : list, optional
-        Receives the path of every other file that is not taken: not an image
-        by its name nor by its first bytes.
+        Receives ``(path, reason)`` for every other file not taken (not an
+        image by its name nor by its first bytes; hidden) and every hidden
+        folder (not searched).
 
     Returns
     -------
@@ -257,9 +258,14 @@ def find_images(root, problems=None, ignored=None):
             if not d.startswith(".") and os.path.islink(os.path.join(dirpath, d)):
                 problem(f"{display_path(Path(dirpath) / d)}: a symlink to a folder, not followed; "
                         f"give the folder it points to as IN to colorize it")
+        if ignored is not None:
+            ignored.extend((Path(dirpath) / d, "a hidden folder (its name starts with '.'); not searched")
+                           for d in sorted(dirnames) if d.startswith("."))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             if name.startswith("."):
+                if ignored is not None:
+                    ignored.append((Path(dirpath) / name, "a hidden file (its name starts with '.')"))
                 continue
             path = Path(dirpath) / name
             if Path(name).suffix.lower() in INPUT_EXTENSIONS:
@@ -272,7 +278,7 @@ def find_images(root, problems=None, ignored=None):
             if is_image:
                 found.append(path)
             elif ignored is not None:
-                ignored.append(path)
+                ignored.append((path, "not an image file (by its name and first bytes)"))
     return sorted(found)
 
 

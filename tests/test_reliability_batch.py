@@ -109,13 +109,20 @@ def test_colorize_every_readable_format_in_a_folder(run, tmp_path, tiny_scene, t
         _save(src / name, grey, format=formats[os.path.splitext(name)[1].lower()])
     _save(src / "scan001", grey, format="PNG")
     (src / "notes.txt").write_text("box 3, 1962\n")
-    rc, _, err = run("colorize", src, tmp_path / "out", "--model", tiny_model_dir, "-q")
+    (src / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    _save(src / ".cache" / "thumb.png", grey)
+    out = tmp_path / "in" / "out"  # OUT inside IN: its own files are not accounted as IN's
+    rc, _, err = run("colorize", src, out, "--model", tiny_model_dir, "-q")
     assert rc == 0, err
     for name in names + ["scan001"]:
-        assert (tmp_path / "out" / (os.path.splitext(name)[0] + ".png")).is_file(), name
-    assert f"colorize: {len(names) + 1} colorized, 0 skipped (existing), 0 failed, 1 not images in" in err
-    ignored = [r for r in _records(tmp_path / "out") if r["status"] == "ignored"]
-    assert [os.path.basename(r["source"]) for r in ignored] == ["notes.txt"]
+        assert (out / (os.path.splitext(name)[0] + ".png")).is_file(), name
+    assert f"colorize: {len(names) + 1} colorized, 0 skipped (existing), 0 failed, 3 ignored (not images, " \
+        f"hidden) in" in err
+    ignored = {os.path.basename(r["source"]): r["message"] for r in _records(out) if r["status"] == "ignored"}
+    assert sorted(ignored) == [".DS_Store", ".cache", "notes.txt"]
+    assert "a hidden folder (its name starts with '.'); not searched; left alone" in ignored[".cache"]
+    rc, _, err = run("colorize", src, out, "--model", tiny_model_dir, "-q")  # a rerun: the same three
+    assert "3 ignored (not images, hidden)" in err
 
 
 # --- item 4: a batch that survives a dead worker; workers that end with their parent ------------

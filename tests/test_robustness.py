@@ -190,7 +190,8 @@ def test_colorize_corpus_no_crash_one_line_per_bad_file(run, corpus, tmp_path, t
     for rel, problem in bad.items():
         lines = [line for line in errors if line.startswith(f"ERROR: {display_path(src / rel)}: ")]
         assert len(lines) == 1 and problem in lines[0], (rel, errors)
-    assert f"colorize: {len(good)} colorized, 0 skipped (existing), {len(bad)} failed, 1 not images in " in err
+    assert (f"colorize: {len(good)} colorized, 0 skipped (existing), {len(bad)} failed, 1 ignored (not images, "
+            f"hidden) in ") in err
     for rel in good:  # every good file colorized, complete
         with Image.open((out / rel).with_suffix(".png")) as img:
             img.load()
