@@ -119,7 +119,10 @@ def run_category(category, data, work, init, init_dir, cache_dir, split="test", 
     items = load_test_set(scored)
     fcfg = init.feature_config
     tcfg = train_cfg or TrainConfig(lr=FINETUNE_LR)
-    out = {"n_refs": len(refs), "n_scored": len(items)}
+    from deepcolor.evaluate import colourfulness
+
+    out = {"n_refs": len(refs), "n_scored": len(items),
+           "truth_colourfulness": round(float(np.mean([colourfulness(t) for _, _, t in items])), 2)}
     if "bundled" in methods:
         out["bundled"] = score(init, items)
     if "fine_tuned" in methods or "scratch" in methods:
@@ -172,7 +175,10 @@ def run(data, work, init_dir=None, cache_dir=None, split="test", jobs=1, categor
     init = Model.load(init_dir)
     work = Path(work)
     cache_dir = cache_dir or work / "descriptor-cache"
-    report = {"init_model": str(init_dir), "init_settings_sha256": init.manifest.get("settings_sha256"),
+    import hashlib
+
+    report = {"init_model": str(init_dir),
+              "init_manifest_sha256": hashlib.sha256((Path(init_dir) / "manifest.json").read_bytes()).hexdigest(),
               "split": split, "jobs": jobs, "load_average": list(os.getloadavg()), "categories": {}}
     t0 = time.perf_counter()
     # the pool's descriptors once (the cache), timed apart from the builds that then use it

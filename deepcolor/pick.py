@@ -192,10 +192,11 @@ def describe_images(paths, cfg=None, cache_dir=None, jobs=1, quiet=False, desc="
             shas.append(None)
             failed.append(f"{path}: cannot read ({exc.strerror or exc})")
         records.append(None)
-    todo = [i for i, s in enumerate(shas) if s is not None and cache.get(s) is None]
-    for i in set(range(len(shas))) - set(todo):
-        if shas[i] is not None:
-            records[i] = cache.get(shas[i])
+    first = {}  # one computation per content: copies take their first one's record
+    for i, s in enumerate(shas):
+        if s is not None and cache.get(s) is None:
+            first.setdefault(s, i)
+    todo = sorted(first.values())
     if todo:
         bar = progress_bar(total=len(todo), desc=desc, unit="img", quiet=quiet)
         chunks = [todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
@@ -209,6 +210,9 @@ def describe_images(paths, cfg=None, cache_dir=None, jobs=1, quiet=False, desc="
             bar.update(len(chunk))
         bar.close()
         cache.save()
+    for i, s in enumerate(shas):
+        if s is not None and records[i] is None:
+            records[i] = cache.get(s)  # cached before, or computed above for a first copy
     keep = [i for i, r in enumerate(records) if r is not None]
     empty = np.zeros((0,), np.float32)
 
@@ -218,7 +222,7 @@ def describe_images(paths, cfg=None, cache_dir=None, jobs=1, quiet=False, desc="
     return {"paths": [paths[i] for i in keep], "sha256": [shas[i] for i in keep],
             "gist": stack(0), "semantic": stack(1), "histogram": stack(2),
             "spread": np.array([records[i][3] for i in keep], np.float32),
-            "failed": failed, "cached": len(shas) - len(todo) - sum(s is None for s in shas)}
+            "failed": failed, "cached": sum(s is not None for s in shas) - len(todo)}
 
 
 def descriptor_matrix(found, descriptor):

@@ -321,6 +321,15 @@ def closest_network(model, shards):
     return int(np.argmin(mse)), mse
 
 
+def _file_sha(path):
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=None, jobs=1, quiet=False,
               init_dir=None):
     """A model fine-tuned from the trained model `init` on the references of `features_dir`.
@@ -339,8 +348,8 @@ def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=N
 
     The network's shape (width, depth) is the initial model's, whatever
     `train_cfg` says. The model's ``info["init"]`` records where it started:
-    `init_dir`, the initial model's settings checksum, the network chosen and
-    every network's error on the references.
+    `init_dir`, the sha256 of its manifest and its settings checksum, the
+    network chosen and every network's error on the references.
 
     Raises
     ------
@@ -359,11 +368,17 @@ def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=N
     index, mse = closest_network(init, shards)
     start = time.perf_counter()
     bar = progress_bar(total=train_cfg.max_epochs, desc="fine-tune", unit="epoch", quiet=quiet)
-    net, history, (tr, va) = fit_on_shards(shards, train_cfg, feature_block(feature_cfg, "semantic"),
-                                           init=init.networks[index], progress=lambda h: bar.update(1))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # batches of 1024 pixels: a second thread only waits (docs/DESIGN.md, issue 17)
+    try:
+        net, history, (tr, va) = fit_on_shards(shards, train_cfg, feature_block(feature_cfg, "semantic"),
+                                               init=init.networks[index], progress=lambda h: bar.update(1))
+    finally:
+        torch.set_num_threads(threads)
     bar.close()
     record = {"model": None if init_dir is None else str(init_dir),
               "settings_sha256": getattr(init, "manifest", {}).get("settings_sha256"),
+              "manifest_sha256": _file_sha(Path(init_dir) / "manifest.json") if init_dir else None,
               "network": index, "network_mse": [round(m, 7) for m in mse], "lr": train_cfg.lr}
     if cluster_cfg.n_clusters > 1 and len(shards) >= 2 * cluster_cfg.mu:  # else one cluster: this network
         del shards

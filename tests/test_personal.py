@@ -3,6 +3,7 @@
 Tiny synthetic scenes and the tiny model of tests/conftest.py.
 """
 
+import hashlib
 import json
 import os
 
@@ -35,7 +36,8 @@ def test_fine_tune_single_network(tiny_features_dir, tiny_configs, init, tiny_mo
     assert not model.is_ensemble and len(model.networks) == 1
     record = model.info["init"]
     assert record["model"] == str(tiny_model_dir) and record["network"] == 0 and record["lr"] == 1e-3
-    assert record["settings_sha256"] == init.manifest["settings_sha256"]
+    assert record["settings_sha256"] == init.manifest.get("settings_sha256")
+    assert record["manifest_sha256"] == hashlib.sha256((tiny_model_dir / "manifest.json").read_bytes()).hexdigest()
     h = model.info["history"]
     assert h["best_val_mse"] <= h["init_val_mse"]  # never worse than the start on the held-out references
 
@@ -182,3 +184,11 @@ def test_run_category_tiny(tmp_path, tiny_scene, tiny_model_dir):
         assert 5 < out[m]["psnr"] < 60 and out[m]["colourfulness"] >= 0
     assert out["picked"]["build_s"] > 0 and out["picked"]["picked_intel"] <= 3
     assert len(os.listdir(tmp_path / "work" / "forest" / "picked" / "references")) == 3
+
+
+def test_fine_tune_threads_restored(tiny_features_dir, tiny_configs, init):
+    """Fine-tuning runs on one torch thread and puts the caller's thread count back."""
+    torch.set_num_threads(2)
+    fine_tune(tiny_features_dir, init, tiny_configs["train"].replace(max_epochs=1), ClusterConfig(n_clusters=1),
+              quiet=True)
+    assert torch.get_num_threads() == 2

@@ -271,3 +271,18 @@ def test_cli_pick_exception_n(tree, run):
 def test_cli_pick_exception_missing_pool(tree, run):
     rc, _, err = run("pick", tree / "targets", "--pool", tree / "nowhere", "--out", tree / "out", "--no-cache")
     assert rc == 2 and "nowhere" in err and "no such file or folder" in err
+
+
+def test_describe_images_copies_computed_once(tree, monkeypatch):
+    calls = []
+    original = dpick._describe
+
+    def counting(paths, cfg):
+        calls.extend(paths)
+        return original(paths, cfg)
+
+    monkeypatch.setattr(dpick, "_describe", counting)
+    paths = [tree / "pool" / "r1.png", tree / "pool" / "sub" / "copy-of-r1.png"]
+    found = describe_images(paths, CFG, quiet=True)
+    assert calls == paths[:1] and found["paths"] == paths
+    np.testing.assert_array_equal(found["gist"][0], found["gist"][1])
