@@ -135,7 +135,7 @@ def run_category(category, data, work, init, init_dir, cache_dir, split="test", 
     if "fine_tuned" in methods:
         model, t = build_personal([work / "refs"], work / "fine_tuned", init, tcfg, fcfg, jobs, init_dir)
         out["fine_tuned"] = {**score(model, items), **t, "init_network": model.info["init"]["network"],
-                             "epochs_run": model.info["history"]["epochs_run"]}
+                             "epochs": model.info["init"]["epochs"]}
         for factor in SATURATIONS:  # colour against PSNR: the personal model with stronger colour
             out[f"fine_tuned_saturation_{factor}"] = score(model, items, factor)
     if "scratch" in methods:

@@ -85,13 +85,17 @@ def cmd_train(args):
     model.save(out)
     info = model.info
     if init is not None:
-        print(f"train: fine-tuned from network {info['init']['network']} of {init_dir}", file=sys.stderr)
+        r = info["init"]
+        print(f"train: fine-tuned from network {r['network']} of {init_dir} for {r['epochs']} epochs, chosen by "
+              f"{r['folds']}-fold cross-validation (held-out MSE {r['cv_mse'][r['epochs']]:.6f}, the start's "
+              f"{r['cv_mse'][0]:.6f})" + ("" if model.is_ensemble else f" ({info['train_seconds']:.1f} s) -> {out}"),
+              file=sys.stderr)
     if model.is_ensemble:
         print(f"train: {len(model.networks)} networks in {info['n_layers']} layer(s) of "
               f"{info['layer_sizes']} images, reference PSNR by layer {info['layer_mean_psnr']} dB "
               f"({info['train_seconds']:.1f} s) -> {out}{mu_note(info['n_images'], ccfg, len(model.networks))}",
               file=sys.stderr)
-    else:
+    elif init is None:
         h = info["history"]
         print(f"train: best held-out MSE {h['best_val_mse']:.6f} at epoch {h['best_epoch'] + 1} "
               f"of {h['epochs_run']} ({info['train_seconds']:.1f} s) -> {out}", file=sys.stderr)

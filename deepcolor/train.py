@@ -1,5 +1,6 @@
 """`deepcolor train`: fit the chrominance networks (one, or the adaptive ensemble) on `deepcolor features`."""
 
+import copy
 import logging
 import os
 import time
@@ -330,6 +331,66 @@ def _file_sha(path):
         return None
 
 
+# Folds of the cross-validation that sets the number of fine-tuning epochs (docs/DESIGN.md, issue 17).
+FINETUNE_FOLDS = 5
+
+
+def _xy(shards, ids, mode):
+    """Features, chrominance and per-pixel weights of the references `ids` (concatenated)."""
+    return (np.concatenate([shards[i][0] for i in ids]), np.concatenate([shards[i][1] for i in ids]),
+            image_weights([shards[i][1] for i in ids], mode))
+
+
+def fine_tune_epochs(shards, train_cfg, start_net, block=None, folds=FINETUNE_FOLDS, seed=0, progress=None):
+    """How many epochs to fine-tune `start_net` on these references, by k-fold cross-validation.
+
+    The references are split into `folds` groups (at most one per
+    reference) by a seeded permutation. For each group, `start_net` is
+    trained on the other references with ``train_cfg`` (early stopping after
+    ``train_cfg.patience`` epochs without a lower error on the group) and its
+    error on the group is recorded after every epoch. The errors are averaged
+    over the groups, for the epochs every group ran.
+
+    Parameters
+    ----------
+    shards : list of (ndarray (n, D), ndarray (n, 2))
+        Each reference's features and chrominance, float32.
+    train_cfg : TrainConfig
+    start_net : ChromaNet
+    block : (int, int), optional
+        Columns of the semantic feature (`feature_block`).
+    folds : int
+    seed : int
+        Seed of the split.
+    progress : callable, optional
+        Called after each fold.
+
+    Returns
+    -------
+    epochs : int
+        The count of lowest mean held-out error; 0 when no epoch beats `start_net` itself.
+    curve : ndarray
+        Mean held-out error after 0, 1, ... epochs.
+    """
+    n = len(shards)
+    if n < 2:
+        raise ValueError(f"fine-tuning needs at least 2 usable reference images, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    curves = []
+    for held in np.array_split(order, min(folds, n)):
+        x_tr, y_tr, w_tr = _xy(shards, np.setdiff1d(order, held), train_cfg.image_weighting)
+        x_va, y_va, w_va = _xy(shards, np.sort(held), train_cfg.image_weighting)
+        _, history = train_network(x_tr, y_tr, x_va, y_va, train_cfg, block=block, w_train=w_tr, w_val=w_va,
+                                   init=start_net)
+        curves.append([history["init_val_mse"]] + history["val_mse"])
+        if progress is not None:
+            progress()
+    common = min(len(c) for c in curves)
+    curve = np.mean([c[:common] for c in curves], axis=0)
+    curve[~np.isfinite(curve)] = np.inf  # a diverged epoch is never chosen
+    return int(np.argmin(curve)), curve
+
+
 def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=None, jobs=1, quiet=False,
               init_dir=None):
     """A model fine-tuned from the trained model `init` on the references of `features_dir`.
@@ -338,13 +399,14 @@ def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=N
     (`closest_network`) is trained further on them, all of its weights and
     its input normalisation kept as the start, at ``train_cfg.lr`` (the
     caller chooses a fine-tuning rate; `deepcolor train --init` uses
-    `FINETUNE_LR`). Early stopping on held-out references, as for any
-    network, starting from the initial network's own held-out error: the
-    result is never worse than `init`'s network on them. That network is
-    the model when ``cluster_cfg.n_clusters == 1`` or when there are fewer
-    than ``2 * cluster_cfg.mu`` references (room for one cluster only);
-    otherwise it is the all-reference network from which the adaptive
-    ensemble (`train_ensemble`) fine-tunes its clusters.
+    `FINETUNE_LR`). A few dozen references leave too few for a held-out
+    part to stop on, so the number of epochs is set by cross-validation
+    (`fine_tune_epochs`; 0 keeps `init`'s network as it is) and the network
+    is then trained on every reference for that many epochs. That network
+    is the model when ``cluster_cfg.n_clusters == 1`` or when there are
+    fewer than ``2 * cluster_cfg.mu`` references (room for one cluster
+    only); otherwise it is the all-reference network from which the
+    adaptive ensemble (`train_ensemble`) fine-tunes its clusters.
 
     The network's shape (width, depth) is the initial model's, whatever
     `train_cfg` says. The model's ``info["init"]`` records where it started:
@@ -367,19 +429,29 @@ def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=N
     sources, shards = _load_xy(features_dir, manifest)
     index, mse = closest_network(init, shards)
     start = time.perf_counter()
-    bar = progress_bar(total=train_cfg.max_epochs, desc="fine-tune", unit="epoch", quiet=quiet)
+    block = feature_block(feature_cfg, "semantic")
+    folds = min(FINETUNE_FOLDS, len(shards))
+    bar = progress_bar(total=folds + 1, desc="fine-tune", unit="fold", quiet=quiet)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # batches of 1024 pixels: a second thread only waits (docs/DESIGN.md, issue 17)
     try:
-        net, history, (tr, va) = fit_on_shards(shards, train_cfg, feature_block(feature_cfg, "semantic"),
-                                               init=init.networks[index], progress=lambda h: bar.update(1))
+        epochs, curve = fine_tune_epochs(shards, train_cfg, init.networks[index], block, folds, train_cfg.seed,
+                                         progress=lambda: bar.update(1))
+        if epochs == 0:
+            net, history = copy.deepcopy(init.networks[index]), None
+        else:  # every reference, `epochs` epochs (scored on themselves: the last epochs' best)
+            x, y, w = _xy(shards, range(len(shards)), train_cfg.image_weighting)
+            net, history = train_network(x, y, x, y, train_cfg.replace(max_epochs=epochs, patience=epochs + 1),
+                                         block=block, w_train=w, w_val=w, init=init.networks[index])
     finally:
         torch.set_num_threads(threads)
+    bar.update(1)
     bar.close()
     record = {"model": None if init_dir is None else str(init_dir),
               "settings_sha256": getattr(init, "manifest", {}).get("settings_sha256"),
               "manifest_sha256": _file_sha(Path(init_dir) / "manifest.json") if init_dir else None,
-              "network": index, "network_mse": [round(m, 7) for m in mse], "lr": train_cfg.lr}
+              "network": index, "network_mse": [round(m, 7) for m in mse], "lr": train_cfg.lr,
+              "epochs": epochs, "folds": folds, "cv_mse": [round(float(v), 7) if np.isfinite(v) else None for v in curve]}
     if cluster_cfg.n_clusters > 1 and len(shards) >= 2 * cluster_cfg.mu:  # else one cluster: this network
         del shards
         model = train_ensemble(features_dir, train_cfg, cluster_cfg, refine_cfg, jobs=jobs, quiet=quiet, init=net)
@@ -387,12 +459,8 @@ def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=N
                           warm_start_seconds=round(time.perf_counter() - start, 3))
         return model
     info = {
-        "features_dir": str(features_dir), "init": record,
-        "n_train_images": int(len(tr)), "n_val_images": int(len(va)),
-        "n_train_pixels": int(sum(len(shards[i][0]) for i in tr)),
-        "n_val_pixels": int(sum(len(shards[i][0]) for i in va)),
-        "val_images": [sources[i] for i in va],
-        "history": history, "train_seconds": round(time.perf_counter() - start, 3),
-        "torch_threads": torch.get_num_threads(),
+        "features_dir": str(features_dir), "init": record, "n_train_images": len(shards),
+        "n_train_pixels": int(sum(len(s[0]) for s in shards)), "train_images": sources,
+        "history": history, "train_seconds": round(time.perf_counter() - start, 3), "torch_threads": 1,
     }
     return Model([net], feature_cfg, train_cfg, refine_cfg or init.refine_config, info)

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from deepcolor import bench_personal as bp
+from deepcolor import train as bp_train
 from deepcolor.config import ClusterConfig
 from deepcolor.ensemble import Model
 from deepcolor.extract import extract_folder, load_shards
@@ -38,8 +39,34 @@ def test_fine_tune_single_network(tiny_features_dir, tiny_configs, init, tiny_mo
     assert record["model"] == str(tiny_model_dir) and record["network"] == 0 and record["lr"] == 1e-3
     assert record["settings_sha256"] == init.manifest.get("settings_sha256")
     assert record["manifest_sha256"] == hashlib.sha256((tiny_model_dir / "manifest.json").read_bytes()).hexdigest()
-    h = model.info["history"]
-    assert h["best_val_mse"] <= h["init_val_mse"]  # never worse than the start on the held-out references
+    assert record["folds"] == 5 and record["epochs"] == int(np.argmin(record["cv_mse"]))
+    assert model.info["n_train_images"] == 6  # every reference trains the final network
+
+
+def test_fine_tune_epochs_from_grey(tiny_features_dir, tiny_configs, init):
+    """From a network that outputs grey, training on colourful references pays: at least one epoch."""
+    shards = [(x, uv) for _, x, uv in load_shards(tiny_features_dir)]
+    grey = ChromaNet(init.networks[0].in_dim, 16)
+    with torch.no_grad():
+        grey.out.weight.zero_()
+        grey.out.bias.zero_()
+    epochs, curve = bp_train.fine_tune_epochs(shards, tiny_configs["train"].replace(max_epochs=5), grey, folds=3)
+    assert 1 <= epochs < len(curve) <= 6 and curve[epochs] < curve[0]
+
+
+def test_fine_tune_zero_epochs_keeps_start(tiny_features_dir, tiny_configs, init):
+    """A rate that only makes things worse: cross-validation keeps the starting network, unchanged."""
+    model = fine_tune(tiny_features_dir, init, tiny_configs["train"].replace(lr=50.0, max_epochs=3),
+                      ClusterConfig(n_clusters=1), quiet=True)
+    assert model.info["init"]["epochs"] == 0 and model.info["history"] is None
+    for a, b in zip(model.networks[0].state_dict().values(), init.networks[0].state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_fine_tune_epochs_exception(tiny_features_dir, tiny_configs, init):
+    shards = [(x, uv) for _, x, uv in load_shards(tiny_features_dir)][:1]
+    with pytest.raises(ValueError, match="fine-tuning needs at least 2 usable reference images, got 1"):
+        bp_train.fine_tune_epochs(shards, tiny_configs["train"], init.networks[0])
 
 
 def test_fine_tune_starts_from_init(tiny_features_dir, tiny_configs, init):
@@ -68,7 +95,7 @@ def test_fine_tune_few_references_one_network(tiny_features_dir, tiny_configs, i
 def test_fine_tune_ensemble(tiny_features_dir, tiny_configs, init):
     model = fine_tune(tiny_features_dir, init, tiny_configs["train"], tiny_configs["clusters"], quiet=True)
     assert model.is_ensemble and len(model.networks) == 2
-    assert model.info["init"]["network"] == 0 and model.info["warm_start_history"]["epochs_run"] >= 1
+    assert model.info["init"]["network"] == 0 and "epochs" in model.info["init"]
 
 
 def test_train_init_dispatches(tiny_features_dir, tiny_configs, init):
@@ -106,7 +133,7 @@ def test_cli_train_init(tiny_features_dir, tiny_model_dir, tmp_path, run):
     rc, _, err = run("train", tiny_features_dir, "--init", tiny_model_dir, "--out", tmp_path / "mine",
                      "--clusters", "1", "--epochs", "3")
     assert rc == 0, err
-    assert f"fine-tuned from network 0 of {tiny_model_dir}" in err
+    assert f"fine-tuned from network 0 of {tiny_model_dir} for " in err and "5-fold cross-validation" in err
     manifest = json.loads((tmp_path / "mine" / "manifest.json").read_text())
     assert manifest["info"]["init"]["model"] == str(tiny_model_dir)
     from deepcolor.train import FINETUNE_LR

@@ -286,3 +286,32 @@ def test_describe_images_copies_computed_once(tree, monkeypatch):
     found = describe_images(paths, CFG, quiet=True)
     assert calls == paths[:1] and found["paths"] == paths
     np.testing.assert_array_equal(found["gist"][0], found["gist"][1])
+
+
+def test_pick_references_exception_targets_unreadable(tree):
+    bad = tree / "bad-targets"
+    bad.mkdir()
+    (bad / "a.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="none of the 1 target images could be read"):
+        pick_references([bad], [tree / "pool"], 5, CFG, quiet=True)
+
+
+def test_pick_references_exception_descriptor(tree):
+    with pytest.raises(ValueError, match=r"descriptor must be one of .*, got 'gist\+histogram'"):
+        pick_references([tree / "targets"], [tree / "pool"], 5, CFG, "gist+histogram", quiet=True)
+
+
+def test_write_pick_exception_not_a_folder(tree):
+    (tree / "out").mkdir()
+    (tree / "out" / REFERENCES).write_bytes(b"x")
+    result = pick_references([tree / "targets"], [tree / "pool"], 2, CFG, quiet=True)
+    with pytest.raises(ValueError, match=r"references: not a folder; choose another --out"):
+        write_pick(tree / "out", result)
+
+
+def test_descriptor_cache_unwritable_warns(tree, caplog):
+    (tree / "cache-file").write_bytes(b"a file where the cache folder should be")
+    with caplog.at_level(logging.WARNING):
+        found = describe_images([tree / "pool" / "r0.png"], CFG, cache_dir=tree / "cache-file", quiet=True)
+    assert len(found["paths"]) == 1
+    assert "cannot write the descriptor cache" in caplog.text and "cache-file" in caplog.text
