@@ -86,7 +86,8 @@ def cmd_train(args):
     info = model.info
     if init is not None:
         r = info["init"]
-        print(f"train: fine-tuned from network {r['network']} of {init_dir} for {r['epochs']} epochs, chosen by "
+        print(f"train: fine-tuned from network {r['network']} of {init_dir} for {r['epochs']} "
+              f"epoch{'' if r['epochs'] == 1 else 's'}, chosen by "
               f"{r['folds']}-fold cross-validation (held-out MSE {r['cv_mse'][r['epochs']]:.6f}, the start's "
               f"{r['cv_mse'][0]:.6f})" + ("" if model.is_ensemble else f" ({info['train_seconds']:.1f} s) -> {out}"),
               file=sys.stderr)

@@ -427,7 +427,6 @@ def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=N
     train_cfg = (train_cfg or TrainConfig()).replace(hidden=start_net.hidden[0].out_features,
                                                      n_hidden_layers=len(start_net.hidden))
     sources, shards = _load_xy(features_dir, manifest)
-    index, mse = closest_network(init, shards)
     start = time.perf_counter()
     block = feature_block(feature_cfg, "semantic")
     folds = min(FINETUNE_FOLDS, len(shards))
@@ -435,6 +434,7 @@ def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=N
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # batches of 1024 pixels: a second thread only waits (docs/DESIGN.md, issue 17)
     try:
+        index, mse = closest_network(init, shards)
         epochs, curve = fine_tune_epochs(shards, train_cfg, init.networks[index], block, folds, train_cfg.seed,
                                          progress=lambda: bar.update(1))
         if epochs == 0:
