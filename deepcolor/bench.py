@@ -40,7 +40,7 @@ Prints one JSON document (and writes it to --out). Sections:
   subset of Intel scenes train without and with its scene-classification
   loss (the folder names as labels), scored on the first photos of each
   Intel test category.
-- ``personal`` (only when named in ``--sections``; about 4 minutes): issue 17's personal
+- ``personal`` (only when named in ``--sections``; about 6 minutes): issue 17's personal
   models on the Intel scenes against ``--model`` (default: the bundled model), per category:
   the generic model, a model fine-tuned from it on 50 photos of the category, one fine-tuned
   on 50 references `deepcolor pick` chose from a pool, one trained from scratch
@@ -541,7 +541,7 @@ def main(argv=None):
                              "ablation; parsing: the parsers on MSRC-v2; speed: colorize times, large photos, a "
                              "folder with --jobs, locally and on a local dask cluster; baselines: the comparison "
                              "systems' training choices (mirroring, Iizuka et al.'s scene loss; ~30 min); "
-                             "personal: personal models on the Intel scenes against --model (~4 min)")
+                             "personal: personal models on the Intel scenes against --model (~6 min)")
     parser.add_argument("--model", type=Path, help="model for the speed section when quality is not run, and "
                                                    "the generic model of the personal section (default: the "
                                                    "bundled one)")

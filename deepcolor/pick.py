@@ -50,6 +50,7 @@ REFERENCES = "references"  # the folder of links in the pick's output folder
 LIST = "picked.txt"
 RECORD = "pick.json"
 _CHUNK = 32  # images per worker task
+_SAVE_EVERY = 2048  # newly described images between two writes of the cache
 
 
 def default_cache_dir():
@@ -124,7 +125,7 @@ class DescriptorCache:
     def __init__(self, folder, key):
         self.path = None if folder is None else Path(folder) / f"descriptors-{key}.npz"
         self.entries = {}
-        self.added = 0
+        self.added = self.saves = 0
         if self.path is not None and self.path.exists():
             try:
                 with np.load(self.path, allow_pickle=False) as data:
@@ -152,6 +153,7 @@ class DescriptorCache:
         np.savez(buf, sha256=np.array(shas), gist=np.stack([r[0] for r in rec]),
                  semantic=np.stack([r[1] for r in rec]), histogram=np.stack([r[2] for r in rec]),
                  spread=np.array([r[3] for r in rec], np.float32))
+        self.saves += 1
         try:
             atomic_write_bytes(self.path, buf.getvalue())
         except OSError as exc:
@@ -208,6 +210,8 @@ def describe_images(paths, cfg=None, cache_dir=None, jobs=1, quiet=False, desc="
                     records[i] = res
                     cache.put(shas[i], res)
             bar.update(len(chunk))
+            if cache.added >= _SAVE_EVERY * (1 + cache.saves):  # a killed run keeps most of a large pool's work
+                cache.save()
         bar.close()
         cache.save()
     for i, s in enumerate(shas):

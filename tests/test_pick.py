@@ -315,3 +315,19 @@ def test_descriptor_cache_unwritable_warns(tree, caplog):
         found = describe_images([tree / "pool" / "r0.png"], CFG, cache_dir=tree / "cache-file", quiet=True)
     assert len(found["paths"]) == 1
     assert "cannot write the descriptor cache" in caplog.text and "cache-file" in caplog.text
+
+
+def test_describe_images_cache_saved_along_the_way(tree, monkeypatch):
+    """A large pool's cache is written every _SAVE_EVERY new images, not only at the end."""
+    saves = []
+    original = DescriptorCache.save
+
+    def counting(self):
+        saves.append(len(self.entries))
+        original(self)
+
+    monkeypatch.setattr(dpick, "_SAVE_EVERY", 1)
+    monkeypatch.setattr(dpick, "_CHUNK", 2)
+    monkeypatch.setattr(DescriptorCache, "save", counting)
+    describe_images(sorted((tree / "pool").glob("r*.png")), CFG, cache_dir=tree / "cache", quiet=True)
+    assert saves[:3] == [2, 4, 6]
