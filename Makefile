@@ -72,7 +72,7 @@ colorize: install ## colorize IN (file or folder) into OUT with MODEL (default: 
 evaluate: install ## PSNR, SSIM, colourfulness of OUT against TRUTH (written to OUT/../evaluation)
 	$(BIN)/deepcolor evaluate --truth $(TRUTH) --pred $(OUT) --out $(dir $(OUT))evaluation --jobs $(JOBS)
 
-personal: install ## a personal model for the grey photos TARGETS: N_REFS references picked from POOL, fine-tuned (~1 min; PERSONAL/model)
+personal: install ## a personal model for the grey photos TARGETS: N_REFS references picked from POOL, fine-tuned (~20 s; 2-3 min for a new POOL): PERSONAL/model
 	@test -n "$(TARGETS)" || { echo "make personal: set TARGETS=folder of your grey photos (and POOL=colour photos)" >&2; exit 2; }
 	$(BIN)/deepcolor pick $(TARGETS) --pool $(POOL) -n $(N_REFS) --out $(PERSONAL)/pick --jobs $(JOBS)
 	$(BIN)/deepcolor features $(PERSONAL)/pick/references --out $(PERSONAL)/features --jobs $(JOBS)

@@ -164,7 +164,7 @@ def run_category(category, data, work, init, init_dir, cache_dir, split="test", 
     return out
 
 
-def run(data, work, init_dir=None, cache_dir=None, split="test", jobs=1, categories=CATEGORIES, **kwargs):
+def run(data, work, init_dir=None, cache_dir=None, split="test", jobs=1, categories=None, **kwargs):
     """The ``personal`` section: every category, the means, the targets of issue 17 checked."""
     from deepcolor.ensemble import Model
 
@@ -189,7 +189,7 @@ def run(data, work, init_dir=None, cache_dir=None, split="test", jobs=1, categor
     describe_images(pool, init.feature_config, cache_dir, jobs=jobs, quiet=True)
     report["pool_images"] = len(pool)
     report["pool_describe_s"] = round(time.perf_counter() - t0, 2)
-    for c in categories:
+    for c in categories or CATEGORIES:
         report["categories"][c] = run_category(c, data, work, init, init_dir, cache_dir, split, jobs=jobs, **kwargs)
         for row in report["categories"][c].values():
             if isinstance(row, dict):

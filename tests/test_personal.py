@@ -190,19 +190,24 @@ def test_category_split_exception():
         bp.category_split("data", "forest", "train")
 
 
-def test_run_category_tiny(tmp_path, tiny_scene, tiny_model_dir):
-    """All four rows on a data folder of tiny scenes: scores, timings, and picks from the right category."""
-    data = tmp_path / "data"
+def _tiny_data(root, tiny_scene):
+    """A stand-in for the data folder: Intel forest and street (15 train, 4 test tiny scenes), one photo elsewhere."""
     for split, n in (("train", 15), ("test", 4)):
         for seed in range(n):
             for cat, offset in (("forest", 0), ("street", 100)):
-                folder = data / "intel_scenes" / split / cat
+                folder = root / "intel_scenes" / split / cat
                 folder.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(tiny_scene(40, 33, seed + offset + (50 if split == "test" else 0))).save(
                     folder / f"{seed:03d}.png")
-    for other in ("imagenet_sample/train", "bsds500/train", "bsds500/val"):
-        (data / other).mkdir(parents=True)
-        Image.fromarray(tiny_scene(37, 45, 999)).save(data / other / "x.png")
+    for other in ("imagenet_sample/train", "bsds500/train", "bsds500/val", "bsds500/test"):
+        (root / other).mkdir(parents=True)
+        Image.fromarray(tiny_scene(37, 45, 999)).save(root / other / "x.png")
+    return root
+
+
+def test_run_category_tiny(tmp_path, tiny_scene, tiny_model_dir):
+    """All four rows on a data folder of tiny scenes: scores, timings, and picks from the right category."""
+    data = _tiny_data(tmp_path / "data", tiny_scene)
     init = Model.load(tiny_model_dir)
     out = bp.run_category("forest", data, tmp_path / "work", init, tiny_model_dir, tmp_path / "cache",
                           n_refs=3, n_test=3, n_targets=2)
@@ -219,3 +224,17 @@ def test_fine_tune_threads_restored(tiny_features_dir, tiny_configs, init):
     fine_tune(tiny_features_dir, init, tiny_configs["train"].replace(max_epochs=1), ClusterConfig(n_clusters=1),
               quiet=True)
     assert torch.get_num_threads() == 2
+
+
+def test_bench_section_personal(tmp_path, tiny_scene, tiny_model_dir, monkeypatch, capsys):
+    """`python -m deepcolor.bench --sections personal --model M`: the section runs and reports every target."""
+    from deepcolor import bench
+
+    data = _tiny_data(tmp_path / "data", tiny_scene)
+    monkeypatch.setattr(bp, "CATEGORIES", ("forest", "street"))
+    assert bench.main(["--data", str(data), "--sections", "personal", "--model", str(tiny_model_dir),
+                       "--work", str(tmp_path / "work"), "--jobs", "1", "--out", str(tmp_path / "b.json")]) == 0
+    report = json.loads((tmp_path / "b.json").read_text())["personal"]
+    assert sorted(report["categories"]) == ["forest", "street"] and report["init_model"] == str(tiny_model_dir)
+    assert set(report["mean"]) >= set(bp.METHODS) and len(report["targets"]) == 7
+    assert report["pool_images"] == 33  # 30 Intel train photos, one each in ImageNet train, BSDS500 train and val
