@@ -5,7 +5,8 @@ ImageNet sample test, Stanford Background test, CamVid test, the MSRC-v2
 evaluation split, and the first `intel_per_category` test photos (by name) of
 each Intel scenes category. Grey inputs are the 8-bit BT.601 luma of each
 truth (`deepcolor.bench.load_test_set`). For each set: the grey input (zero
-chroma), the references' mean chroma, and every model: PSNR (RGB, uint8,
+chroma), the references' mean chroma, and every model (photos whose truth is exactly grey are left out
+and counted): PSNR (RGB, uint8,
 native size; mean and median), mean SSIM, mean colourfulness (Hasler and
 Suesstrunk) beside the truth's.
 
@@ -88,7 +89,11 @@ def score_set(models, items, mean_uv):
     from deepcolor.color import combine_luma_chroma, to_uint8
     from deepcolor.colorize import colorize_luma
 
-    out = {"n": len(items), "truth_colourfulness": round(float(np.mean([colourfulness(t) for _, _, t in items])), 2)}
+    n_all = len(items)
+    # A truth with R = G = B everywhere is a grey photo: nothing to colour, and the grey input's PSNR is infinite.
+    items = [it for it in items if not (np.all(it[2][..., 0] == it[2][..., 1]) and np.all(it[2][..., 1] == it[2][..., 2]))]
+    out = {"n": len(items), "n_grey_truth_left_out": n_all - len(items),
+           "truth_colourfulness": round(float(np.mean([colourfulness(t) for _, _, t in items])), 2)}
     for name, uv in (("grey", (0.0, 0.0)), ("mean_colour", mean_uv)):
         values = score_constant_chroma(items, uv)
         out[name] = {"psnr_mean": _stats(values)[0], "psnr_median": _stats(values)[1]}

@@ -52,3 +52,15 @@ def test_score_set_unit(tiny_model_dir, tiny_scene):
     assert out["tiny"]["psnr_mean"] > out["grey"]["psnr_mean"]
     assert out["tiny"]["minus_grey_db"] == pytest.approx(out["tiny"]["psnr_mean"] - out["grey"]["psnr_mean"], abs=2e-3)
     assert 0 < out["tiny"]["ssim_mean"] <= 1 and out["mean_colour"]["colourfulness"] >= 0
+
+
+def test_score_set_leaves_out_grey_truths(tiny_model_dir, tiny_scene):
+    from deepcolor.bench_quality import score_set
+    from deepcolor.color import rgb_to_gray_u8
+    from deepcolor.ensemble import Model
+
+    truth = tiny_scene(41, 37, 101)
+    grey = np.repeat(rgb_to_gray_u8(truth)[..., None], 3, axis=2)
+    items = [(n, rgb_to_gray_u8(t).astype(np.float32) / 255, t) for n, t in (("c", truth), ("g", grey))]
+    out = score_set({"tiny": Model.load(tiny_model_dir)}, items, (0.0, 0.0))
+    assert out["n"] == 1 and out["n_grey_truth_left_out"] == 1 and np.isfinite(out["grey"]["psnr_mean"])
