@@ -55,9 +55,10 @@ parser: install ## rebuild the bundled grey-image parser PARSER from TEACHER and
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,semantic]'
 	$(BIN)/deepcolor parser train --teacher $(TEACHER) --data $(DATA) --out $(PARSER) --seed $(SEED) --overwrite
 
-default-model: install ## rebuild the bundled default model DEFAULT_MODEL from BSDS500 train+val (~4 min on 2 cores)
-	$(BIN)/deepcolor features $(DATA)/bsds500/train $(DATA)/bsds500/val --out work/default-features --jobs $(JOBS) --seed 0
-	$(BIN)/deepcolor train work/default-features --out $(DEFAULT_MODEL) --seed 0 --jobs $(JOBS) --overwrite
+default-model: install ## rebuild the bundled default model DEFAULT_MODEL from the wide reference set of DATA (~30 min on 2 cores)
+	$(BIN)/python -m deepcolor.refsets wide --data $(DATA) --out work/wide-refs
+	$(BIN)/deepcolor features work/wide-refs --out work/default-features --jobs $(JOBS) --seed 0
+	OMP_NUM_THREADS=1 $(BIN)/deepcolor train work/default-features --out $(DEFAULT_MODEL) --seed 0 --jobs 1 --overwrite
 
 features: install ## sample training pixels from REFS into FEATURES
 	$(BIN)/deepcolor features $(REFS) --out $(FEATURES) --jobs $(JOBS)

@@ -16,11 +16,11 @@ from deepcolor.ensemble import ModelError
 
 def test_feature_config_defaults_valid():
     cfg = FeatureConfig()
-    assert cfg.features == ("patch", "daisy")  # the semantic feature is opt-in (docs/DESIGN.md)
-    # 7x7 patch (49) + DAISY (1 ring * 3 histograms + 1) * 8 orientations (32): Cheng et al. 2015, Sec. 3.1
-    assert cfg.dim == 49 + 32
-    # with it: + 8 coarse semantic groups
-    assert cfg.replace(features=("patch", "daisy", "semantic")).dim == 49 + 32 + 8
+    assert cfg.features == ("patch", "daisy", "semantic")  # the paper's three levels (issue 16)
+    # 7x7 patch (49) + DAISY (1 ring * 3 histograms + 1) * 8 orientations (32) + 8 coarse semantic
+    # groups: Cheng et al. 2015, Sec. 3.1
+    assert cfg.dim == 49 + 32 + 8
+    assert cfg.replace(features=("patch", "daisy")).dim == 49 + 32
     assert cfg.params()["patch_size"] == 7
 
 
@@ -181,8 +181,8 @@ def test_config_roundtrip(cls):
 
 def test_feature_config_to_dict_lists():
     data = FeatureConfig().to_dict()
-    assert data["features"] == ["patch", "daisy"]
-    assert FeatureConfig.from_dict(data).features == ("patch", "daisy")
+    assert data["features"] == ["patch", "daisy", "semantic"]
+    assert FeatureConfig.from_dict(data).features == ("patch", "daisy", "semantic")
 
 
 @pytest.mark.parametrize("cls", [FeatureConfig, TrainConfig, RefineConfig])
