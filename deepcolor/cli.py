@@ -449,7 +449,7 @@ def build_parser():
     p.add_argument("--out", required=True, metavar="FEATURES_DIR", help="folder for the samples (created; "
                    "a rerun reuses what is unchanged)")
     p.add_argument("--features", metavar="NAMES", help=f"comma-separated, from {', '.join(FEATURES)} "
-                   "(default: patch,daisy)")
+                   "(default: patch,daisy,semantic)")
     p.add_argument("--working-size", type=int, help="longest side in px (default 256)")
     p.add_argument("--pixels-per-image", type=int, help="training pixels sampled per reference (default 2048)")
     p.add_argument("--daisy-backend", choices=("skimage", "opencv"), help="DAISY implementation (default "
