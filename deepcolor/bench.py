@@ -12,7 +12,11 @@ Prints one JSON document (and writes it to --out). Sections:
 - ``quality``: PSNR (RGB, uint8, native size) on the test images (BSDS500
   test) for: grey (zero chroma), the references' mean chroma, the default
   model (the ensemble) without refinement, the default model. Grey inputs
-  are the 8-bit BT.601 luma of each truth image.
+  are the 8-bit BT.601 luma of each truth image. ``quality_test_sets``: the
+  model and its single network on every test set of the data folder
+  (`deepcolor.bench_quality`: BSDS500, ImageNet sample, Stanford Background,
+  CamVid, MSRC-v2, Intel scenes by category), with the grey and mean-colour
+  rows, PSNR mean and median, SSIM and colourfulness against the truth's.
 - ``ensemble_bsds500``, ``ensemble_intel``: the ablation of issue 4 on the
   BSDS500 test set and on the Intel scenes test set (references: a seeded
   subset of Intel train): one network; the ensemble with clusters chosen by
@@ -451,6 +455,12 @@ def bench_quality(report, args, data, refs, items, work, fcfg, tcfg, rcfg, ccfg)
     }
     if ensemble is not None:
         report["ensemble_bsds500"] = bench_ensemble(one, ensemble, items)
+    # Every test set of the data folder (issue 16): the grey and mean-colour rows, PSNR mean and median,
+    # SSIM, colourfulness against the truth's, for the model and its single network.
+    from deepcolor.bench_quality import score_sets, test_sets
+
+    models = {"model": model} if ensemble is None else {"model": model, "one_network": single}
+    report["quality_test_sets"] = score_sets(models, test_sets(data), mean_uv)
     if "intel" in args.sections:
         report["ensemble_intel"] = bench_intel(data, Path(work) / "intel", fcfg, tcfg, rcfg, ccfg,
                                                args.jobs, args.intel_refs)

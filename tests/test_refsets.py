@@ -64,3 +64,16 @@ def test_score_set_leaves_out_grey_truths(tiny_model_dir, tiny_scene):
     items = [(n, rgb_to_gray_u8(t).astype(np.float32) / 255, t) for n, t in (("c", truth), ("g", grey))]
     out = score_set({"tiny": Model.load(tiny_model_dir)}, items, (0.0, 0.0))
     assert out["n"] == 1 and out["n_grey_truth_left_out"] == 1 and np.isfinite(out["grey"]["psnr_mean"])
+
+
+def test_test_sets_unit(tmp_path, tiny_refs):
+    # Only the sets whose folders exist; Intel categories cut to their first photos by name.
+    from deepcolor.bench_quality import test_sets
+
+    tiny_refs(tmp_path / "bsds500" / "test", seeds=range(2))
+    tiny_refs(tmp_path / "intel_scenes" / "test" / "sea", seeds=range(4))
+    sets = test_sets(tmp_path, intel_per_category=3)
+    assert set(sets) == {"bsds500_test", "intel_sea"}
+    assert len(sets["bsds500_test"]) == 2 and len(sets["intel_sea"]) == 3
+    assert sets["intel_sea"] == sorted(sets["intel_sea"])
+    assert set(test_sets(tmp_path, names=["intel_sea"])) == {"intel_sea"}
