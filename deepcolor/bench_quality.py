@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from deepcolor.evaluate import colourfulness, psnr, ssim
-from deepcolor.io import find_images
+from deepcolor.io import ImageError, find_images
 
 INTEL_CATEGORIES = ("buildings", "forest", "glacier", "mountain", "sea", "street")
 
@@ -40,7 +40,7 @@ def test_sets(data, intel_per_category=100, names=None):
             return
         try:
             paths = fn()
-        except (FileNotFoundError, ValueError, OSError):
+        except (ImageError, ValueError, OSError):  # a set whose folder is not there
             return
         if paths:
             sets[name] = paths
