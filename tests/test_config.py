@@ -17,9 +17,10 @@ from deepcolor.ensemble import ModelError
 def test_feature_config_defaults_valid():
     cfg = FeatureConfig()
     assert cfg.features == ("patch", "daisy", "semantic")  # the paper's three levels (issue 16)
-    # 7x7 patch (49) + DAISY (1 ring * 3 histograms + 1) * 8 orientations (32) + 8 coarse semantic
-    # groups: Cheng et al. 2015, Sec. 3.1
-    assert cfg.dim == 49 + 32 + 8
+    # 7x7 patch (49) + DAISY (1 ring * 3 histograms + 1) * 8 orientations (32) + the bundled parser's
+    # 12 colour classes: Cheng et al. 2015, Sec. 3.1
+    assert cfg.dim == 49 + 32 + 12
+    assert cfg.replace(semantic_groups="coarse").dim == 49 + 32 + 8
     assert cfg.replace(features=("patch", "daisy")).dim == 49 + 32
     assert cfg.params()["patch_size"] == 7
 
@@ -271,7 +272,7 @@ CHANGED = {
     "min_chroma_spread": 0.05,
     "semantic_parser": "TINY_PARSER",  # replaced by the tiny_parser_dir fixture: the key loads it
     "semantic_smoothing": "none",
-    "semantic_groups": "parser",
+    "semantic_groups": "coarse",
     "histogram_groups": "coarse",
     "semantic_radius": 4,
     "semantic_eps": 1e-3,
