@@ -361,7 +361,7 @@ def load_parser(spec="default", groups="parser", threads=1):
     Parameters
     ----------
     spec : str
-        ``"default"`` (the bundled student, `default_parser_dir`), a parser
+        ``"default"`` (the bundled grey-image parser, `default_parser_dir`), a parser
         directory written by ``deepcolor parser train``, or the ADE20K
         ``.tflite`` file (its 151 classes summed into `SHARED_GROUPS` + other).
     groups : str
