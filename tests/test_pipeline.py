@@ -875,7 +875,7 @@ def test_feature_block_unit(tiny_parser_dir):
     assert feature_block(cfg, "semantic") == (81, 84)
     assert feature_block(cfg, "patch") == (0, 49)
     assert feature_block(FeatureConfig(features=("patch", "daisy")), "semantic") is None
-    assert feature_block(FeatureConfig(features=("patch", "daisy", "semantic")), "semantic") == (81, 89)  # 8 groups
+    assert feature_block(FeatureConfig(features=("patch", "daisy", "semantic")), "semantic") == (81, 93)  # 12 classes
 
 
 def test_chroma_net_block_dropout_unit(rng):
