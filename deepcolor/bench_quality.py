@@ -147,11 +147,21 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(1)
+    from deepcolor.modelfiles import ModelError
+
     models = {}
     for spec in args.model:
         name, _, folder = spec.partition("=")
-        models[name] = Model.load(folder)
-    load_manifest(args.features)
+        if not name or not folder:
+            ap.error(f"--model must be NAME=MODEL_DIR, got {spec!r}")
+        try:
+            models[name] = Model.load(folder)
+        except ModelError as exc:
+            ap.error(str(exc))
+    try:
+        load_manifest(args.features)
+    except ValueError as exc:
+        ap.error(str(exc))
     mean_uv = references_mean_chroma(args.features)
     sets = validation_sets(args.data) if args.validation else test_sets(args.data, args.intel_per_category, args.sets)
     report = {"models": dict(spec.partition("=")[::2] for spec in args.model),

@@ -77,3 +77,21 @@ def test_test_sets_unit(tmp_path, tiny_refs):
     assert len(sets["bsds500_test"]) == 2 and len(sets["intel_sea"]) == 3
     assert sets["intel_sea"] == sorted(sets["intel_sea"])
     assert set(test_sets(tmp_path, names=["intel_sea"])) == {"intel_sea"}
+
+
+@pytest.mark.parametrize("spec, match", [("nomodel", "--model must be NAME=MODEL_DIR, got 'nomodel'"),
+                                         ("a=/nonexistent/model", "no such model directory")])
+def test_bench_quality_main_exception(tmp_path, capsys, spec, match):
+    from deepcolor.bench_quality import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", spec, "--features", str(tmp_path)])
+    assert exc.value.code == 2 and match in capsys.readouterr().err
+
+
+def test_bench_quality_main_exception_features(tmp_path, capsys, tiny_model_dir):
+    from deepcolor.bench_quality import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", f"m={tiny_model_dir}", "--features", str(tmp_path / "nope")])
+    assert exc.value.code == 2 and "nope" in capsys.readouterr().err
