@@ -191,7 +191,7 @@ def distill_parser(teacher_path, data, cfg=DistillConfig(), progress=None, log_e
     """
     import torch
 
-    from deepcolor.features.deeplab import grey_from_rgb, teacher_net
+    from deepcolor.features.deeplab import DeepLabNet, grey_from_rgb, teacher_net, with_output_stride
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -201,7 +201,9 @@ def distill_parser(teacher_path, data, cfg=DistillConfig(), progress=None, log_e
     log.info("distillation: %d training photos (%d labelled), %d validation photos, loaded in %.0f s",
              len(train), sum(s.labels is not None for s in train), len(val), time.time() - start)
     teacher = teacher_net(teacher_path, output_stride=8)
-    student = grey_from_rgb(teacher_net(teacher_path, output_stride=cfg.output_stride))
+    restrided = DeepLabNet(with_output_stride(teacher.spec, cfg.output_stride))  # the file read once
+    restrided.load_state_dict(teacher.state_dict())
+    student = grey_from_rgb(restrided)
     parser, info = distill(teacher, student, train, val, cfg, rng, progress, log_every, start)
     info["teacher"] = parser.info["teacher"] = Path(teacher_path).name
     return parser, info
