@@ -382,7 +382,7 @@ def bench_folder(model_dir, grey_dir, out_dir, jobs, backend="loky"):
     wall = time.perf_counter() - t
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    from deepcolor.cli import COLORIZE_LOG, read_records
+    from deepcolor.record import COLORIZE_LOG, read_records
 
     records = read_records(Path(out_dir) / COLORIZE_LOG)
     done = [r for r in records if r["status"] == "done"]
@@ -591,7 +591,7 @@ def main(argv=None):
             model, _ = bench_quality(report, args, data, refs, items, work, fcfg, tcfg, rcfg, ccfg)
             model_dir = Path(work) / "model"
         else:
-            from deepcolor.cli import DEFAULT_MODEL
+            from deepcolor.cli.common import DEFAULT_MODEL
             from deepcolor.ensemble import Model
 
             model_dir = args.model or DEFAULT_MODEL

@@ -169,7 +169,7 @@ def run(data, work, init_dir=None, cache_dir=None, split="test", jobs=1, categor
     from deepcolor.ensemble import Model
 
     if init_dir is None:
-        from deepcolor.cli import DEFAULT_MODEL
+        from deepcolor.cli.common import DEFAULT_MODEL
 
         init_dir = DEFAULT_MODEL
     init = Model.load(init_dir)

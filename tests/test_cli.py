@@ -20,6 +20,7 @@ from PIL import Image
 
 import deepcolor
 from deepcolor import cli
+from deepcolor.cli.common import DEFAULT_MODEL
 from deepcolor.color import rgb_to_gray_u8
 
 
@@ -466,9 +467,9 @@ def test_cli_colorize_bundled_default_model(run, tmp_path):
 
     truth = skimage.data.coffee()  # a colour photo shipped with scikit-image, not a reference of the model
     grey = _save(tmp_path / "in" / "coffee.png", rgb_to_gray_u8(truth))
-    manifest = json.loads((cli.DEFAULT_MODEL / "manifest.json").read_text())
+    manifest = json.loads((DEFAULT_MODEL / "manifest.json").read_text())
     assert len(manifest["clusters"]) > 1  # the ensemble, not a single network
-    assert sum(p.stat().st_size for p in cli.DEFAULT_MODEL.parent.rglob("*") if p.is_file()) <= 10 * 2**20
+    assert sum(p.stat().st_size for p in DEFAULT_MODEL.parent.rglob("*") if p.is_file()) <= 10 * 2**20
     rc, _, err = run("colorize", grey, tmp_path / "out", "-q")
     assert rc == 0, err
     out = np.asarray(Image.open(tmp_path / "out" / "coffee.png"))
@@ -478,7 +479,7 @@ def test_cli_colorize_bundled_default_model(run, tmp_path):
 
 
 def test_cli_colorize_exception_no_default_model(run, tmp_path, grey_dir, monkeypatch):
-    monkeypatch.setattr(cli, "DEFAULT_MODEL", tmp_path / "no-bundled-model")
+    monkeypatch.setattr(cli.colorizing, "DEFAULT_MODEL", tmp_path / "no-bundled-model")
     rc, _, err = run("colorize", grey_dir, tmp_path / "out")
     assert rc == 2
     assert _errors(err) == ["ERROR: no --model given and no bundled default model is installed; "

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from deepcolor import cli
+from deepcolor.cli.learning import mu_note
 from deepcolor.color import combine_luma_chroma, rgb_to_gray_u8, rgb_to_yuv, scale_chroma
 from deepcolor.evaluate import colourfulness
 
@@ -83,7 +84,7 @@ def test_help_features_lists_the_registry():
 @pytest.mark.parametrize("flag, expected", [("-v", (True, False)), ("-q", (False, True))])
 def test_cli_verbose_quiet_before_or_after_command(run, tmp_path, monkeypatch, where, flag, expected):
     seen = []
-    monkeypatch.setattr(cli, "_setup_logging", lambda verbose, quiet: seen.append((verbose, quiet)))
+    monkeypatch.setattr(cli, "setup_logging", lambda verbose, quiet: seen.append((verbose, quiet)))
     argv = ["evaluate", "--truth", tmp_path / "t", "--pred", tmp_path / "p"]
     rc, _, _ = run(*([flag, *argv] if where == "before" else [*argv, flag]))
     assert rc == 2  # the folders do not exist; the flags were taken all the same
@@ -197,10 +198,10 @@ def test_cli_train_mu_note_one_network(run, tmp_path, tiny_features_dir, config_
 def test_cli_mu_note_unit():
     from deepcolor.config import ClusterConfig
 
-    note = cli.mu_note(40, ClusterConfig(n_clusters=6, mu=40), 1)
+    note = mu_note(40, ClusterConfig(n_clusters=6, mu=40), 1)
     assert "40 usable references and mu 40" in note and "(--mu 20 allows 2, --mu 6 up to 6 (--clusters))" in note
-    assert cli.mu_note(80, ClusterConfig(n_clusters=6, mu=40), 2) == ""
-    assert cli.mu_note(3, ClusterConfig(n_clusters=2, mu=2), 1).endswith("(more references are needed for 2)")
+    assert mu_note(80, ClusterConfig(n_clusters=6, mu=40), 2) == ""
+    assert mu_note(3, ClusterConfig(n_clusters=2, mu=2), 1).endswith("(more references are needed for 2)")
 
 
 # --- evaluate's summary line -------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from deepcolor import cli, parallel
+from deepcolor import cli, parallel, record
 from deepcolor.color import rgb_to_gray_u8
 from deepcolor.ensemble import Model
 
@@ -154,7 +154,7 @@ def test_colorize_on_dask_matches_local(run_cli, tmp_path, tiny_scene, tiny_mode
     for rel in ["a.png", "b.png", "sub/c.png"]:
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "local" / rel)),
                                       np.asarray(Image.open(tmp_path / "dask" / rel)))
-    records = cli.read_records(tmp_path / "dask" / cli.COLORIZE_LOG)
+    records = record.read_records(tmp_path / "dask" / record.COLORIZE_LOG)
     assert sorted((r["status"], os.path.basename(r["source"])) for r in records) == [
         ("done", "a.png"), ("done", "b.png"), ("done", "c.png"), ("failed", "bad.png")]
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepcolor import cli, parallel
+from deepcolor import cli, parallel, record
+from deepcolor.cli.common import setup_logging
 from deepcolor.color import rgb_to_gray_u8
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -38,7 +39,7 @@ def _errors(err):
 
 
 def _records(out):
-    return cli.read_records(out / cli.COLORIZE_LOG)
+    return record.read_records(out / record.COLORIZE_LOG)
 
 
 # --- item 2: work silently not done -------------------------------------------------------
@@ -369,7 +370,7 @@ def test_colorize_exception_symlinked_record(run, tmp_path, tiny_scene, tiny_mod
     target.write_text("mine\n")
     out = tmp_path / "out"
     out.mkdir()
-    os.symlink(target, out / cli.COLORIZE_LOG)
+    os.symlink(target, out / record.COLORIZE_LOG)
     rc, _, err = run("colorize", src, out, "--model", tiny_model_dir, "-q")
     assert rc == 2 and "deepcolor appends its record only to a regular file inside OUT" in err
     assert target.read_text() == "mine\n"
@@ -383,7 +384,7 @@ def test_append_record_exception_symlink(tmp_path):
     target.write_text("")
     os.symlink(target, tmp_path / "rec.jsonl")
     with pytest.raises(OSError):
-        cli.append_record(tmp_path / "rec.jsonl", Outcome("a", "b", "done"))
+        record.append_record(tmp_path / "rec.jsonl", Outcome("a", "b", "done"))
     assert target.read_text() == ""
 
 
@@ -397,7 +398,7 @@ def test_quiet_silences_libraries_info_logs(capsys):
     lib_level = lib.level
     lib.setLevel(logging.INFO)
     try:
-        cli._setup_logging(verbose=False, quiet=True)
+        setup_logging(verbose=False, quiet=True)
         lib.info("State start")
         lib.warning("a real warning")
         err = capsys.readouterr().err

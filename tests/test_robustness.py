@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepcolor import cli
+from deepcolor import cli, record
 from deepcolor.color import rgb_to_gray_u8
 from deepcolor.io import display_path
 
@@ -196,7 +196,7 @@ def test_colorize_corpus_no_crash_one_line_per_bad_file(run, corpus, tmp_path, t
         with Image.open((out / rel).with_suffix(".png")) as img:
             img.load()
             assert img.mode == ("RGBA" if rel in ("alpha.png", "la16.tif") else "RGB"), (rel, img.mode)
-    records = cli.read_records(out / cli.COLORIZE_LOG)
+    records = record.read_records(out / record.COLORIZE_LOG)
     assert sorted(os.path.relpath(r["source"], src) for r in records) == sorted([*good, *bad, "readme.txt"])
     assert [r["status"] for r in records if r["source"].endswith("readme.txt")] == ["ignored"]
     (damaged,) = [r for r in records if r["source"].endswith("damaged.jpg")]
@@ -304,7 +304,7 @@ def test_colorize_killed_at_random_points_then_rerun(tmp_path, tiny_scene, tiny_
     for ref in ref_out.glob("*.png"):
         np.testing.assert_array_equal(np.asarray(Image.open(out / ref.name)), np.asarray(Image.open(ref)))
     assert not [p for p in out.iterdir() if p.name.endswith(".part")]
-    records = cli.read_records(out / cli.COLORIZE_LOG)  # lines cut by a kill are skipped
+    records = record.read_records(out / record.COLORIZE_LOG)  # lines cut by a kill are skipped
     done = {os.path.basename(r["source"]) for r in records if r["status"] == "done"}
     assert done == {f"p{i:02d}.png" for i in range(12)}
 
@@ -316,10 +316,10 @@ def test_colorize_record_has_every_file_of_every_run(run, tmp_path, tiny_scene, 
     (src / "c.png").write_bytes(b"")
     out = tmp_path / "out"
     assert run("colorize", src, out, "--model", tiny_model_dir, "-q")[0] == 1
-    with open(out / cli.COLORIZE_LOG, "ab") as fh:  # a line cut short, as a kill leaves it
+    with open(out / record.COLORIZE_LOG, "ab") as fh:  # a line cut short, as a kill leaves it
         fh.write(b'{"time": "2026-')
     assert run("colorize", src, out, "--model", tiny_model_dir, "-q", "--format", "keep")[0] == 1
-    records = cli.read_records(out / cli.COLORIZE_LOG)
+    records = record.read_records(out / record.COLORIZE_LOG)
     status = [(os.path.basename(r["source"]), os.path.basename(r["output"]), r["status"]) for r in records]
     assert sorted(status[:3]) == [("a.png", "a.png", "done"), ("b.jpg", "b.png", "done"), ("c.png", "c.png", "failed")]
     # the second run keeps formats: b.jpg -> b.jpg is new, a.png exists and is skipped
