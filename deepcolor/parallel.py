@@ -10,11 +10,18 @@ Every worker must see the same files (inputs, outputs, features, model) at the
 same paths: a shared file system on a real cluster.
 """
 
+import ctypes
 import logging
 import os
+import pickle
+import signal
+import subprocess
+import sys
 from contextlib import contextmanager
+from multiprocessing.connection import Connection, wait
 
 from joblib import Parallel, delayed, effective_n_jobs, parallel_config
+from joblib.parallel import get_active_backend
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +68,7 @@ def backend(name="loky", scheduler=None, n_workers=None, timeout=None):
             raise ValueError("a scheduler address needs the dask backend (--backend dask)")
         yield None
         return
-    try:
+    try:  # lazy: dask.distributed is an optional extra, and slow to import
         from distributed import Client, LocalCluster
     except ImportError:
         raise ImportError("the dask backend needs dask.distributed: pip install 'deepcolor[dask]'") from None
@@ -70,7 +77,7 @@ def backend(name="loky", scheduler=None, n_workers=None, timeout=None):
         if scheduler:
             client = Client(scheduler, timeout=timeout or SCHEDULER_TIMEOUT)
         else:
-            import dask
+            import dask  # lazy: installed with distributed, above
 
             # The workers' statistical profiler (a stack sample every 10 ms) slowed
             # colorizing by a quarter on 2 cores; the local cluster runs without it.
@@ -94,8 +101,6 @@ def backend(name="loky", scheduler=None, n_workers=None, timeout=None):
 
 def using_dask():
     """True inside `backend("dask")`: tasks go to the cluster's workers."""
-    from joblib.parallel import get_active_backend
-
     active, _ = get_active_backend()
     return type(active).__name__ == "DaskDistributedBackend"
 
@@ -145,9 +150,6 @@ def die_with_parent(parent_pid):
     goes on writing outputs that no record mentions. If the parent is already
     gone (it died before the call), this process exits at once.
     """
-    import ctypes
-    import signal
-
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: the closed pipe ends the worker after its task
@@ -158,10 +160,6 @@ def die_with_parent(parent_pid):
 
 def _worker_main():
     """A worker of `run_isolated`: ``python -c ... READ_FD WRITE_FD PARENT_PID``."""
-    import pickle
-    import sys
-    from multiprocessing.connection import Connection
-
     read_fd, write_fd, parent = (int(a) for a in sys.argv[1:4])
     die_with_parent(parent)
     inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
@@ -189,10 +187,6 @@ class _Worker:
     """One worker process of `run_isolated` and the task it has, if any."""
 
     def __init__(self):
-        import subprocess
-        import sys
-        from multiprocessing.connection import Connection
-
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         code = "from deepcolor.parallel import _worker_main; _worker_main()"
@@ -210,8 +204,6 @@ class _Worker:
         self.outbox.send(task)
 
     def close(self, timeout=5.0):
-        import subprocess
-
         try:
             self.outbox.send(None)
         except OSError:
@@ -227,8 +219,6 @@ class _Worker:
 
 def death_reason(returncode):
     """Words for how a worker process ended, from its exit status."""
-    import signal
-
     if returncode is not None and returncode < 0:
         try:
             name = signal.Signals(-returncode).name
@@ -264,8 +254,6 @@ def run_isolated(func, tasks, jobs, on_death):
     results : iterator
         Unordered. An exception raised by `func` in a worker is raised here.
     """
-    from multiprocessing.connection import wait
-
     n = effective_n_jobs(jobs)
     pending = iter(tasks)
     workers = []
