@@ -33,10 +33,10 @@ def _setup_logging(verbose, quiet):
 
 
 def _configs(args):
-    from deepcolor.config import CONFIG_SECTIONS, load_toml
+    from deepcolor.settings import CONFIG_SECTIONS, load_settings
 
     if getattr(args, "config", None):
-        return load_toml(args.config)
+        return load_settings(args.config)
     return {name: cls() for name, cls in CONFIG_SECTIONS.items()}
 
 
@@ -465,7 +465,7 @@ def build_parser():
                    "and the clustering (default 0)")
     p.add_argument("--hidden", type=int, help="hidden layer width (default 64)")
     p.add_argument("--epochs", type=int, help="maximum epochs (default 60)")
-    from deepcolor.config import ClusterConfig  # dataclasses only: --help stays fast
+    from deepcolor.clustering.config import ClusterConfig  # dataclasses only: --help stays fast
 
     c = ClusterConfig.__dataclass_fields__
     p.add_argument("--clusters", type=int, metavar="N0", help="clusters of the top layer of the adaptive "

@@ -23,7 +23,7 @@ from deepcolor.clustering import (DESCRIPTORS, AdaptiveClustering, candidate_clu
                                   semantic_descriptor, well_colorized)
 from deepcolor.color import yuv_to_rgb
 from deepcolor.colorize import colorize_file
-from deepcolor.config import ClusterConfig
+from deepcolor.clustering.config import ClusterConfig
 from deepcolor.ensemble import Model, ModelError, _table_sha
 from deepcolor.networks import ChromaNet
 from deepcolor.train import sampled_psnr, train, train_ensemble
@@ -307,14 +307,14 @@ LAYERS = np.array([0, 1, 0])
 
 
 def test_candidate_clusters_nearest_first():
-    got = candidate_clusters(np.zeros(2), CENTRES, LAYERS, 3)
+    got = candidate_clusters(np.zeros(2), CENTRES, LAYERS, 3, search="all")
     np.testing.assert_array_equal(got, [0, 1, 2])
-    got = candidate_clusters(np.array([0.0, 3.0]), CENTRES, LAYERS, 3)  # distances 3.16, 1, 5.83
+    got = candidate_clusters(np.array([0.0, 3.0]), CENTRES, LAYERS, 3, search="all")  # distances 3.16, 1, 5.83
     np.testing.assert_array_equal(got, [1, 0, 2])
-    got = candidate_clusters(np.array([-4.0, 0.0]), CENTRES, LAYERS, 3)  # distances 5, 4.47, 1
+    got = candidate_clusters(np.array([-4.0, 0.0]), CENTRES, LAYERS, 3, search="all")  # distances 5, 4.47, 1
     np.testing.assert_array_equal(got, [2, 1, 0])
-    np.testing.assert_array_equal(candidate_clusters(np.zeros(2), CENTRES, LAYERS, 2), [0, 1])
-    np.testing.assert_array_equal(candidate_clusters(np.zeros(2), CENTRES, LAYERS, 10), [0, 1, 2])
+    np.testing.assert_array_equal(candidate_clusters(np.zeros(2), CENTRES, LAYERS, 2, search="all"), [0, 1])
+    np.testing.assert_array_equal(candidate_clusters(np.zeros(2), CENTRES, LAYERS, 10, search="all"), [0, 1, 2])
 
 
 def test_candidate_clusters_top_ignores_lower_layers():
@@ -324,18 +324,19 @@ def test_candidate_clusters_top_ignores_lower_layers():
 
 
 def test_select_cluster_one_candidate_is_global_nearest():
-    chosen, candidates = select_cluster(np.zeros(2), TARGET_HIST, CENTRES, HISTS, LAYERS, n_candidates=1)
+    chosen, candidates = select_cluster(np.zeros(2), TARGET_HIST, CENTRES, HISTS, LAYERS, n_candidates=1,
+                                        search="all")
     assert chosen == 0
     np.testing.assert_array_equal(candidates, [0])
 
 
 @pytest.mark.parametrize("distance", ["chi2", "hellinger", "l1"])
 def test_select_cluster_semantic_match_among_candidates(distance):
-    chosen, candidates = select_cluster(np.zeros(2), TARGET_HIST, CENTRES, HISTS, LAYERS, 2, distance)
+    chosen, candidates = select_cluster(np.zeros(2), TARGET_HIST, CENTRES, HISTS, LAYERS, 2, distance, "all")
     assert chosen == 1
     np.testing.assert_array_equal(candidates, [0, 1])
     # B and C match equally: the nearer by global descriptor wins
-    chosen, candidates = select_cluster(np.zeros(2), TARGET_HIST, CENTRES, HISTS, LAYERS, 3, distance)
+    chosen, candidates = select_cluster(np.zeros(2), TARGET_HIST, CENTRES, HISTS, LAYERS, 3, distance, "all")
     assert chosen == 1
     np.testing.assert_array_equal(candidates, [0, 1, 2])
 
@@ -358,7 +359,7 @@ def test_histogram_distance_golden_values():
     np.testing.assert_allclose(histogram_distance(h, g, "hellinger"), hellinger, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(histogram_distance(h, g, "l1"), l1, rtol=1e-12, atol=1e-15)
     assert histogram_distance(h, g).shape == (3,)
-    np.testing.assert_allclose(histogram_distance(h, g[0]), chi2[:1], rtol=1e-12)  # one row (K,)
+    np.testing.assert_allclose(histogram_distance(h, g[0], "chi2"), chi2[:1], rtol=1e-12)  # one row (K,)
 
 
 def test_histogram_distance_chi2_weighs_rare_class_more_than_l2():

@@ -7,7 +7,11 @@ import re
 
 import pytest
 
-from deepcolor.config import CONFIG_SECTIONS, ClusterConfig, FeatureConfig, RefineConfig, TrainConfig, load_toml
+from deepcolor.clustering.config import ClusterConfig
+from deepcolor.features.config import FeatureConfig
+from deepcolor.networks_config import TrainConfig
+from deepcolor.refine.config import RefineConfig
+from deepcolor.settings import CONFIG_SECTIONS, load_settings
 from deepcolor.ensemble import ModelError
 
 
@@ -223,7 +227,7 @@ daisy_backend = "opencv"
 lr = 0.01
 max_epochs = 3
 """)
-    cfgs = load_toml(path)
+    cfgs = load_settings(path)
     assert set(cfgs) == set(CONFIG_SECTIONS) == {"features", "train", "refine", "clusters"}
     assert cfgs["features"] == FeatureConfig(features=("patch",), working_size=40, daisy_backend="opencv")
     assert cfgs["train"] == TrainConfig(lr=0.01, max_epochs=3)
@@ -231,7 +235,7 @@ max_epochs = 3
 
 
 def test_load_toml_empty_file_gives_defaults(tmp_path):
-    cfgs = load_toml(_toml(tmp_path, ""))
+    cfgs = load_settings(_toml(tmp_path, ""))
     assert cfgs == {"features": FeatureConfig(), "train": TrainConfig(), "refine": RefineConfig(),
                     "clusters": ClusterConfig()}
 
@@ -251,7 +255,7 @@ def test_load_toml_empty_file_gives_defaults(tmp_path):
 def test_load_toml_exception(tmp_path, text, match):
     path = _toml(tmp_path, text)
     with pytest.raises(ValueError, match=re.escape(f"{path}: ") + ".*" + re.escape(match)):
-        load_toml(path)
+        load_settings(path)
 
 
 # --- extraction key ----------------------------------------------------------
