@@ -3,14 +3,19 @@
 Validation, dict and TOML round trips, the extraction key, the shared validators.
 """
 
+import ast
 import dataclasses
 import json
 import math
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import deepcolor.config
 from deepcolor.clustering.config import ClusterConfig
 from deepcolor.config import (check_bool, check_int, check_non_negative_float, check_one_of, check_positive_float,
                               check_positive_int)
@@ -320,11 +325,6 @@ def test_extraction_key_steady():
 
 def test_config_module_imports_no_stage():
     # deepcolor.config is what every stage builds on: it imports the standard library only.
-    import ast
-    from pathlib import Path
-
-    import deepcolor.config
-
     tree = ast.parse(Path(deepcolor.config.__file__).read_text())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module or "." for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
@@ -333,9 +333,6 @@ def test_config_module_imports_no_stage():
 
 def test_settings_import_no_torch():
     # Reading a settings file (and `deepcolor --help`) does not load torch or scikit-learn.
-    import subprocess
-    import sys
-
     code = "import sys, deepcolor.settings; print('torch' in sys.modules, 'sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
