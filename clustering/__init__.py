@@ -6,8 +6,9 @@ a cluster that is close to it both globally and semantically
 (`select_cluster`, Algorithm 2). Installed as ``deepcolor.clustering``.
 """
 
-from .descriptors import DESCRIPTORS, combine, gist_descriptor, image_descriptors, semantic_descriptor
-from .selector import HISTOGRAM_DISTANCES, SEARCH_LAYERS, candidate_clusters, histogram_distance, select_cluster
+from .config import DESCRIPTORS, HISTOGRAM_DISTANCES, SEARCH_LAYERS
+from .descriptors import combine, gist_descriptor, image_descriptors, semantic_descriptor
+from .selector import candidate_clusters, histogram_distance, select_cluster
 
 __all__ = [
     "AdaptiveClustering",
@@ -32,7 +33,7 @@ _ADAPTIVE = ("AdaptiveClustering", "kmeans_min_size", "well_colorized")
 
 def __getattr__(name):
     if name in _ADAPTIVE:
-        from . import adaptive
+        from . import adaptive  # lazy: scikit-learn is heavy (above)
 
         return getattr(adaptive, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

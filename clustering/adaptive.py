@@ -15,11 +15,21 @@ Two rules the paper leaves open are ours:
   below mu. Layer 0 therefore has at most n // mu clusters.
 - ``max_layers`` bounds the depth: a layer that removes no image would
   otherwise repeat itself.
+
+The estimator follows scikit-learn's conventions: `__init__` only stores its
+keyword-only parameters, whose defaults are `ClusterConfig`'s; `fit` validates
+them and sets the attributes ending in ``_``; `predict` before `fit` raises
+scikit-learn's `NotFittedError`.
 """
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
+from sklearn.utils.validation import check_is_fitted
+
+from deepcolor.config import check_positive_int
+
+from .config import ClusterConfig
 
 
 def well_colorized(psnr, epsilon):
@@ -65,18 +75,21 @@ class AdaptiveClustering(BaseEstimator):
 
     Parameters
     ----------
-    n_clusters : int
+    n_clusters : int, keyword-only
         N^0, the number of clusters of layer 0.
-    mu : int
+    mu : int, keyword-only
         Minimum number of images per cluster (per network); the layers stop
         when fewer remain, and layer l > 0 has (images left) // mu clusters.
-    epsilon : float
+    epsilon : float, keyword-only
         Error threshold in dB on E = -PSNR: an image whose colorization by its
         cluster's network reaches PSNR >= -epsilon is removed from later layers.
-    max_layers : int
+    max_layers : int, keyword-only
         At most this many layers.
-    random_state : int
-        Seed of k-means.
+    random_state : int, keyword-only
+        Seed of k-means (layer l uses random_state + l).
+
+    The defaults are ``ClusterConfig``'s (``seed`` for `random_state`), so
+    ``AdaptiveClustering()`` clusters as ``deepcolor train`` does by default.
 
     Attributes
     ----------
@@ -94,7 +107,9 @@ class AdaptiveClustering(BaseEstimator):
     n_layers_ : int
     """
 
-    def __init__(self, n_clusters=8, mu=30, epsilon=-26.0, max_layers=3, random_state=0):
+    def __init__(self, *, n_clusters=ClusterConfig.n_clusters, mu=ClusterConfig.mu,
+                 epsilon=ClusterConfig.epsilon, max_layers=ClusterConfig.max_layers,
+                 random_state=ClusterConfig.seed):
         self.n_clusters = n_clusters
         self.mu = mu
         self.epsilon = epsilon
@@ -103,9 +118,7 @@ class AdaptiveClustering(BaseEstimator):
 
     def _validate(self):
         for name in ("n_clusters", "mu", "max_layers"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name), numpy=True)
         if self.mu < 2:
             raise ValueError(f"mu must be at least 2 (a network needs a training and a held-out image), got {self.mu}")
         if not isinstance(self.epsilon, (int, float, np.number)) or isinstance(self.epsilon, bool) \
@@ -125,6 +138,10 @@ class AdaptiveClustering(BaseEstimator):
             per cluster and, for each cluster, the PSNR (dB) of each member
             image's colorization by that cluster's network (list of arrays
             aligned with `members`).
+
+        Returns
+        -------
+        self : AdaptiveClustering
         """
         self._validate()
         X = np.asarray(X, np.float64)
@@ -169,7 +186,16 @@ class AdaptiveClustering(BaseEstimator):
         return self
 
     def predict(self, X, layer=0):
-        """Nearest cluster of `layer` for each row of `X`: indices into `cluster_centers_`."""
+        """Nearest cluster of `layer` for each row of `X`: indices into `cluster_centers_`.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before `fit` (a ValueError and an AttributeError).
+        ValueError
+            If the model has no layer `layer`.
+        """
+        check_is_fitted(self, "cluster_centers_")
         X = np.asarray(X, np.float64)
         idx = np.flatnonzero(self.cluster_layers_ == layer)
         if len(idx) == 0:

@@ -24,7 +24,9 @@ import functools
 import cv2
 import numpy as np
 
-DESCRIPTORS = ("gist", "semantic", "gist+semantic")
+from deepcolor.features.semantic import semantic_histogram
+
+from .config import DESCRIPTORS
 
 GIST_SIZE = 64
 GIST_WAVELENGTHS = (4.0, 8.0, 16.0)  # pixels of the 64x64 image
@@ -121,8 +123,6 @@ def image_descriptors(gray, parser, gist=True):
     -------
     dict with ``gist`` (288,), ``semantic`` (5 K,) and ``histogram`` (K,), float32
     """
-    from deepcolor.features.semantic import semantic_histogram
-
     prob = parser.predict_proba(np.asarray(gray, np.float32))
     histogram = semantic_histogram(prob)
     histogram = histogram / max(float(histogram.sum()), 1e-12)

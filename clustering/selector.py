@@ -16,17 +16,22 @@ Distances between histograms (class shares, each summing to 1):
   metric, bounded by sqrt 2).
 - ``l1``: sum |a - b| (twice the share of pixels whose class would have to change).
 
-The default is measured in docs/DESIGN.md.
+The default (``ClusterConfig.histogram_distance``) is measured in docs/DESIGN.md.
+The functions take their defaults from `ClusterConfig`, as the command line does.
 """
 
 import numpy as np
 
-HISTOGRAM_DISTANCES = ("chi2", "hellinger", "l1")
-SEARCH_LAYERS = ("all", "top")
+from deepcolor.config import check_one_of
+
+from .config import HISTOGRAM_DISTANCES, SEARCH_LAYERS, ClusterConfig
 
 
-def histogram_distance(h, hists, kind="chi2"):
-    """Distance of histogram `h` (K,) to each row of `hists` (C, K): (C,) float64."""
+def histogram_distance(h, hists, kind=ClusterConfig.histogram_distance):
+    """Distance of histogram `h` (K,) to each row of `hists` (C, K): (C,) float64.
+
+    `kind` is one of `HISTOGRAM_DISTANCES`; default ``ClusterConfig``'s ("hellinger").
+    """
     h = np.asarray(h, np.float64)[None, :]
     hists = np.atleast_2d(np.asarray(hists, np.float64))
     if hists.shape[1] != h.shape[1]:
@@ -41,7 +46,7 @@ def histogram_distance(h, hists, kind="chi2"):
     raise ValueError(f"histogram distance must be one of {HISTOGRAM_DISTANCES}, got {kind!r}")
 
 
-def candidate_clusters(descriptor, centers, layers, n_candidates, search="all"):
+def candidate_clusters(descriptor, centers, layers, n_candidates, search=ClusterConfig.search_layers):
     """Indices of the `n_candidates` clusters nearest to `descriptor`, nearest first.
 
     Parameters
@@ -51,23 +56,41 @@ def candidate_clusters(descriptor, centers, layers, n_candidates, search="all"):
     layers : ndarray (C,) int
         Layer of each cluster.
     n_candidates : int
-    search : {"all", "top"}
-        "all": clusters of every layer compete; "top": layer 0 only.
+    search : {"all", "top"}, optional
+        "all": clusters of every layer compete; "top": layer 0 only. Default
+        ``ClusterConfig``'s ("top").
     """
     centers = np.atleast_2d(np.asarray(centers, np.float64))
     if centers.shape[1] != np.shape(descriptor)[-1]:
         raise ValueError(f"descriptor of length {np.shape(descriptor)[-1]} against centres of "
                          f"length {centers.shape[1]}")
-    if search not in SEARCH_LAYERS:
-        raise ValueError(f"search must be one of {SEARCH_LAYERS}, got {search!r}")
+    check_one_of("search", search, SEARCH_LAYERS)
     eligible = np.flatnonzero(np.asarray(layers) == 0) if search == "top" else np.arange(len(centers))
     d = np.linalg.norm(centers[eligible] - np.asarray(descriptor, np.float64), axis=1)
     return eligible[np.argsort(d, kind="stable")[:max(1, int(n_candidates))]]
 
 
-def select_cluster(descriptor, histogram, centers, histograms, layers, n_candidates=3,
-                   distance="chi2", search="all"):
+def select_cluster(descriptor, histogram, centers, histograms, layers,
+                   n_candidates=ClusterConfig.n_candidates, distance=ClusterConfig.histogram_distance,
+                   search=ClusterConfig.search_layers):
     """The chosen cluster for a target, and the candidates it was chosen from.
+
+    Parameters
+    ----------
+    descriptor : ndarray (D,)
+        The target's global descriptor.
+    histogram : ndarray (K,)
+        The target's semantic histogram (class shares).
+    centers : ndarray (C, D)
+        Centres of the clusters.
+    histograms : ndarray (C, K)
+        Mean semantic histogram of each cluster's images.
+    layers : ndarray (C,) int
+        Layer of each cluster.
+    n_candidates, distance, search : optional
+        As ``ClusterConfig``'s ``n_candidates``, ``histogram_distance`` and
+        ``search_layers``, whose values are the defaults (3 candidates, Hellinger
+        distance, top layer only).
 
     Returns
     -------

@@ -69,7 +69,10 @@ from pathlib import Path
 import numpy as np
 
 from deepcolor.color import combine_luma_chroma, rgb_to_gray_u8, to_uint8
-from deepcolor.config import ClusterConfig, FeatureConfig, RefineConfig, TrainConfig
+from deepcolor.clustering.config import ClusterConfig
+from deepcolor.features.config import FeatureConfig
+from deepcolor.networks_config import TrainConfig
+from deepcolor.refine.config import RefineConfig
 from deepcolor.evaluate import psnr
 from deepcolor.io import find_images, read_rgb_u8
 
@@ -564,9 +567,9 @@ def main(argv=None):
         if not p.is_dir():
             parser.error(f"{p}: no such folder (set --data or DEEPCOLOR_DATA)")
     if args.config:
-        from deepcolor.config import load_toml
+        from deepcolor.settings import load_settings
 
-        cfgs = load_toml(args.config)
+        cfgs = load_settings(args.config)
         fcfg, tcfg, rcfg, ccfg = cfgs["features"], cfgs["train"], cfgs["refine"], cfgs["clusters"]
     else:
         fcfg, tcfg, rcfg, ccfg = FeatureConfig(), TrainConfig(), RefineConfig(), ClusterConfig()

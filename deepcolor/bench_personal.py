@@ -92,7 +92,7 @@ def write_grey(items, folder):
 
 def build_personal(ref_dirs, work, init, train_cfg, feature_cfg, jobs=1, init_dir=None):
     """Features of `ref_dirs` in ``work/features`` and a model fine-tuned from `init`; (model, seconds)."""
-    from deepcolor.config import ClusterConfig
+    from deepcolor.clustering.config import ClusterConfig
     from deepcolor.extract import extract_folder
     from deepcolor.train import fine_tune
 
@@ -109,7 +109,8 @@ def run_category(category, data, work, init, init_dir, cache_dir, split="test", 
                  n_targets=20, jobs=1, methods=METHODS, train_cfg=None, descriptor=None, rule=None):
     """The four rows of one category: {method: score, ...} with timings."""
     from deepcolor.bench import load_test_set
-    from deepcolor.config import ClusterConfig, TrainConfig
+    from deepcolor.clustering.config import ClusterConfig
+    from deepcolor.networks_config import TrainConfig
     from deepcolor.extract import extract_folder
     from deepcolor.pick import DEFAULT_DESCRIPTOR, DEFAULT_RULE, pick_references, write_pick
     from deepcolor.train import FINETUNE_LR, train
@@ -258,7 +259,7 @@ def main(argv=None):
 
     torch.set_num_threads(1)
     from deepcolor.bench import default_data_dir
-    from deepcolor.config import TrainConfig
+    from deepcolor.networks_config import TrainConfig
     from deepcolor.train import FINETUNE_LR
 
     tcfg = TrainConfig(lr=args.lr or FINETUNE_LR).replace(patience=args.patience, image_weighting=args.weighting)

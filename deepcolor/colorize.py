@@ -354,7 +354,7 @@ def _worker_colorize(model_dir, src, dst, overwrite, max_pixels, method="deepcol
         _WORKER_MODELS[key] = load_colorizer(model_dir, method)
     model = _WORKER_MODELS[key]
     if refine is not None:
-        from deepcolor.config import RefineConfig
+        from deepcolor.refine.config import RefineConfig
 
         model.refine_config = RefineConfig.from_dict(refine)
     return colorize_file(model, src, dst, overwrite, max_pixels, saturation, root)

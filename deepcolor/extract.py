@@ -21,7 +21,7 @@ import numpy as np
 
 from deepcolor import __version__
 from deepcolor.color import rgb_to_yuv
-from deepcolor.config import FeatureConfig
+from deepcolor.features.config import FeatureConfig
 from deepcolor.core import resize_to, working_shape
 from deepcolor.clustering import image_descriptors
 from deepcolor.features import compute_features, load_parser

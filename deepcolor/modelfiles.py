@@ -203,7 +203,10 @@ def check_settings(manifest, mpath):
     ModelError
         Naming the manifest and the setting.
     """
-    from deepcolor.config import ClusterConfig, FeatureConfig, RefineConfig, TrainConfig
+    from deepcolor.clustering.config import ClusterConfig
+    from deepcolor.features.config import FeatureConfig
+    from deepcolor.networks_config import TrainConfig
+    from deepcolor.refine.config import RefineConfig
 
     try:
         fcfg = FeatureConfig.from_dict(manifest["feature_config"])

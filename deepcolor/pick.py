@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepcolor.config import FeatureConfig
+from deepcolor.features.config import FeatureConfig
 from deepcolor.io import ImageError, atomic_write_bytes, atomic_write_text, find_images, read_image, to_float
 
 log = logging.getLogger(__name__)

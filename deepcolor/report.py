@@ -89,7 +89,7 @@ def deepcolor_methods(ref_dirs, work, jobs=1, seed=0, configs=None, quiet=False)
     """
     from deepcolor.bench import train_pipeline
     from deepcolor.colorize import colorize_luma
-    from deepcolor.config import CONFIG_SECTIONS
+    from deepcolor.settings import CONFIG_SECTIONS
 
     cfgs = configs or {name: cls() for name, cls in CONFIG_SECTIONS.items()}
     fcfg = cfgs["features"].replace(seed=seed)

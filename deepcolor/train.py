@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepcolor.config import ClusterConfig, FeatureConfig, RefineConfig, TrainConfig
+from deepcolor.clustering.config import ClusterConfig
+from deepcolor.features.config import FeatureConfig
+from deepcolor.networks_config import TrainConfig
+from deepcolor.refine.config import RefineConfig
 from deepcolor.ensemble import Model
 from deepcolor.extract import load_manifest, load_shards, ok_entries, read_shard
 from deepcolor.networks import predict, train_network
@@ -252,8 +255,8 @@ def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=No
         histories.extend(r[1] for r in results)
         return [r[0] for r in results], [np.asarray(r[2]) for r in results]
 
-    est = AdaptiveClustering(cluster_cfg.n_clusters, cluster_cfg.mu, cluster_cfg.epsilon,
-                             cluster_cfg.max_layers, cluster_cfg.seed).fit(X, fit_layer)
+    est = AdaptiveClustering(n_clusters=cluster_cfg.n_clusters, mu=cluster_cfg.mu, epsilon=cluster_cfg.epsilon,
+                             max_layers=cluster_cfg.max_layers, random_state=cluster_cfg.seed).fit(X, fit_layer)
     clusters = [{"layer": int(layer), "n_members": int(len(m)), "centre": est.cluster_centers_[c],
                  "histogram": hists[m].mean(axis=0)}
                 for c, (layer, m) in enumerate(zip(est.cluster_layers_, est.cluster_members_))]

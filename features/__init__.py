@@ -11,8 +11,7 @@ from typing import Callable
 import numpy as np
 
 from ._validate import check_gray
-from .daisy import BACKENDS as DAISY_BACKENDS
-from .daisy import NORMALIZATIONS as DAISY_NORMALIZATIONS
+from .config import DAISY_BACKENDS, DAISY_NORMALIZATIONS
 from .daisy import daisy_dim, daisy_features
 from .patch import patch_features
 from .semantic import load_parser, semantic_features
@@ -95,7 +94,7 @@ def compute_features(gray, names, params):
         Registered feature names (see `FEATURES`), in output order.
     params : mapping
         Feature parameters (``patch_size``, ``daisy_*``); see
-        ``deepcolor.config.FeatureConfig``.
+        ``deepcolor.features.config.FeatureConfig``.
 
     Returns
     -------

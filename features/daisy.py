@@ -9,24 +9,29 @@ by a vectorised equivalent on OpenCV's Gaussian blur) and OpenCV's
 that chose the default.
 """
 
+import cv2
 import numpy as np
 
-from ._validate import check_gray
+from deepcolor.config import check_one_of, check_positive_int
 
-BACKENDS = ("skimage", "opencv")
-NORMALIZATIONS = ("l1", "l2", "daisy", "off")
+from ._validate import check_gray
+from .config import DAISY_BACKENDS as BACKENDS
+from .config import DAISY_NORMALIZATIONS as NORMALIZATIONS
+from .config import FeatureConfig
 # OpenCV's names for the normalisations; it has no L1, which we apply to its raw descriptor.
 _OPENCV_NORMS = {"l1": "DAISY_NRM_NONE", "l2": "DAISY_NRM_FULL", "daisy": "DAISY_NRM_PARTIAL",
                  "off": "DAISY_NRM_NONE"}
 
 
-def daisy_dim(rings=1, histograms=3, orientations=8):
+def daisy_dim(rings=FeatureConfig.daisy_rings, histograms=FeatureConfig.daisy_histograms,
+              orientations=FeatureConfig.daisy_orientations):
     """Length of one descriptor: (rings * histograms + 1) * orientations."""
     return (rings * histograms + 1) * orientations
 
 
-def daisy_features(gray, radius=8, rings=1, histograms=3, orientations=8, backend="skimage",
-                   normalization="l1"):
+def daisy_features(gray, radius=FeatureConfig.daisy_radius, rings=FeatureConfig.daisy_rings,
+                   histograms=FeatureConfig.daisy_histograms, orientations=FeatureConfig.daisy_orientations,
+                   backend=FeatureConfig.daisy_backend, normalization=FeatureConfig.daisy_normalization):
     """Dense DAISY descriptor at every pixel.
 
     Parameters
@@ -34,17 +39,18 @@ def daisy_features(gray, radius=8, rings=1, histograms=3, orientations=8, backen
     gray : ndarray of shape (H, W)
         Luminance in [0, 1], float32 or float64.
     radius : int, optional
-        Radius in pixels of the outermost ring.
+        Radius in pixels of the outermost ring. Default: ``FeatureConfig``'s
+        (5, chosen at the working size; docs/DESIGN.md).
     rings, histograms, orientations : int, optional
-        Descriptor layout, as in ``skimage.feature.daisy``. The defaults give 32
-        values.
+        Descriptor layout, as in ``skimage.feature.daisy``. The defaults
+        (``FeatureConfig``'s) give 32 values.
     backend : {'skimage', 'opencv'}, optional
-        Which implementation computes it.
+        Which implementation computes it. Default: ``FeatureConfig``'s.
     normalization : {'l1', 'l2', 'daisy', 'off'}, optional
         As in ``skimage.feature.daisy``: the whole descriptor to unit L1 or L2
         norm, each histogram to unit L2 norm ('daisy', Tola et al.), or none
         ('off': raw gradient magnitudes, so flat regions give small values).
-        Default 'l1', scikit-image's default. OpenCV has no 'l1': its raw
+        Default 'l1' (``FeatureConfig``'s), scikit-image's default. OpenCV has no 'l1': its raw
         descriptor is scaled to unit sum here.
 
     Returns
@@ -69,12 +75,9 @@ def daisy_features(gray, radius=8, rings=1, histograms=3, orientations=8, backen
     """
     for name, value in (("radius", radius), ("rings", rings), ("histograms", histograms),
                         ("orientations", orientations)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"DAISY {name} must be a positive int, got {value!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"DAISY backend must be one of {BACKENDS}, got {backend!r}")
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"DAISY normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        check_positive_int(f"DAISY {name}", value, numpy=True)
+    check_one_of("DAISY backend", backend, BACKENDS)
+    check_one_of("DAISY normalization", normalization, NORMALIZATIONS)
     gray = check_gray(gray)
     if radius >= min(gray.shape):
         raise ValueError(
@@ -98,8 +101,6 @@ def _daisy_skimage(gray, radius, rings, histograms, orientations, normalization)
     equals ``skimage.feature.daisy`` to float32 rounding (tests/test_features.py),
     in a fraction of its time (docs/DESIGN.md; `make bench`, section ``daisy``).
     """
-    import cv2
-
     image = np.pad(gray.astype(np.float32, copy=False), radius, mode="reflect")  # (H + 2r, W + 2r)
     dx = np.zeros_like(image)
     dy = np.zeros_like(image)
@@ -144,8 +145,6 @@ def _daisy_skimage(gray, radius, rings, histograms, orientations, normalization)
 
 
 def _daisy_opencv(gray, radius, rings, histograms, orientations, normalization):
-    import cv2
-
     height, width = gray.shape
     # OpenCV leaves histograms empty up to about 1.25 * radius from the border
     # (unevenly: measured 5 to 10 px at radius 8), so pad by twice the radius.

@@ -4,9 +4,10 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ._validate import check_gray
+from .config import FeatureConfig
 
 
-def patch_features(gray, size=7):
+def patch_features(gray, size=FeatureConfig.patch_size):
     """Luminance of the ``size x size`` neighbourhood of every pixel.
 
     Parameters
@@ -14,7 +15,8 @@ def patch_features(gray, size=7):
     gray : ndarray of shape (H, W)
         Luminance in [0, 1], float32 or float64.
     size : int, optional
-        Side of the square patch, a positive odd integer. The paper uses 7.
+        Side of the square patch, a positive odd integer. Default:
+        ``FeatureConfig.patch_size``, 7 as in the paper.
 
     Returns
     -------

@@ -7,8 +7,6 @@ luminance, which the output keeps, so chrominance is averaged within regions of
 similar luminance and not across luminance edges.
 """
 
-import numbers
-
 import numpy as np
 
 try:
@@ -18,6 +16,10 @@ try:
 except ImportError:  # pragma: no cover - cv2 is a hard dependency
     cv2 = None
     _XIMGPROC = None
+
+from deepcolor.config import check_int, check_positive_float
+
+from .config import RefineConfig
 
 _BORDER = None if cv2 is None else cv2.BORDER_REFLECT_101
 # OpenCV treats a guide whose range is below FLT_EPSILON as flat (joint_bilateral_filter.cpp).
@@ -55,14 +57,8 @@ def _joint_bilateral(src, guide, radius, sigma_color, sigma_space):
     )
 
 
-def _check_positive(name, value):
-    if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-            or not np.isfinite(value) or value <= 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
-def joint_bilateral_refine(uv, guide, diameter=9, sigma_color=0.1, sigma_space=3.0):
+def joint_bilateral_refine(uv, guide, diameter=RefineConfig.diameter, sigma_color=RefineConfig.sigma_color,
+                           sigma_space=RefineConfig.sigma_space):
     """Smooth the chrominance with a joint bilateral filter guided by the luminance.
 
     Parameters
@@ -74,13 +70,15 @@ def joint_bilateral_refine(uv, guide, diameter=9, sigma_color=0.1, sigma_space=3
         Luminance Y in [0, 1], float32 or float64, finite.
     diameter : int, optional
         Diameter in pixels of the window, an int >= 3. The window is the disc of
-        pixels at distance at most ``diameter // 2`` from the centre.
+        pixels at distance at most ``diameter // 2`` from the centre. Default
+        ``RefineConfig.diameter`` (15).
     sigma_color : float, optional
         Standard deviation of the Gaussian range kernel, in units of the guide
         (luminance in [0, 1]): pixels whose luminance differs by much more than
-        this contribute little.
+        this contribute little. Default ``RefineConfig.sigma_color`` (0.05).
     sigma_space : float, optional
-        Standard deviation in pixels of the Gaussian spatial kernel.
+        Standard deviation in pixels of the Gaussian spatial kernel. Default
+        ``RefineConfig.sigma_space`` (6.0).
 
     Returns
     -------
@@ -111,8 +109,9 @@ def joint_bilateral_refine(uv, guide, diameter=9, sigma_color=0.1, sigma_space=3
     Gaussian blur.
 
     Cheng et al. (2015, Sec. 3.3) refine the chrominance with a joint bilateral
-    filter but give neither the window nor the two sigmas; the defaults here are
-    our choice, to be measured.
+    filter but give neither the window nor the two sigmas; the defaults are
+    `RefineConfig`'s, what the command line uses, chosen on BSDS500 val
+    (docs/DESIGN.md).
 
     References
     ----------
@@ -138,12 +137,10 @@ def joint_bilateral_refine(uv, guide, diameter=9, sigma_color=0.1, sigma_space=3
         if not np.isfinite(array).all():  # a NaN guide makes OpenCV read past its table
             raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(array))} "
                              "NaN or infinite value(s)")
-    if (not isinstance(diameter, (int, np.integer)) or isinstance(diameter, bool)
-            or diameter < 3):
-        # OpenCV would silently filter diameters 1 and 2 with a 3 x 3 window.
-        raise ValueError(f"diameter must be an int >= 3, got {diameter!r}")
-    sigma_color = _check_positive("sigma_color", sigma_color)
-    sigma_space = _check_positive("sigma_space", sigma_space)
+    # OpenCV would silently filter diameters 1 and 2 with a 3 x 3 window.
+    check_int("diameter", diameter, 3, numpy=True)
+    sigma_color = check_positive_float("sigma_color", sigma_color, numpy=True)
+    sigma_space = check_positive_float("sigma_space", sigma_space, numpy=True)
 
     height, width = guide.shape
     # OpenCV takes 1 or 3 channels: one 3-channel call (U, V, zeros) gives the same bits as

@@ -92,7 +92,10 @@ def tiny_refs():
 @pytest.fixture(scope="session")
 def tiny_configs():
     """Small settings: features at most 32 px wide, a network that learns in a fraction of a second."""
-    from deepcolor.config import ClusterConfig, FeatureConfig, RefineConfig, TrainConfig
+    from deepcolor.clustering.config import ClusterConfig
+    from deepcolor.features.config import FeatureConfig
+    from deepcolor.networks_config import TrainConfig
+    from deepcolor.refine.config import RefineConfig
 
     return {
         # patch + DAISY; a test that adds "semantic" with `tiny_parser_dir` keeps its 3 classes

@@ -2,11 +2,12 @@
 
 Cheng et al. (2016), Algorithms 2 and 3 (`deepcolor.clustering`), the ensemble
 model directory (`deepcolor.ensemble`), its training (`deepcolor.train`) and
-its settings (`deepcolor.config.ClusterConfig`). Clustering is checked on
+its settings (`deepcolor.clustering.config.ClusterConfig`). Clustering is checked on
 constructed, well-separated blobs with a fake per-layer training callback, so
 every expected partition is known by construction.
 """
 
+import inspect
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 
 from deepcolor.clustering import (DESCRIPTORS, AdaptiveClustering, candidate_clusters, combine, gist_descriptor,
@@ -23,7 +25,7 @@ from deepcolor.clustering import (DESCRIPTORS, AdaptiveClustering, candidate_clu
                                   semantic_descriptor, well_colorized)
 from deepcolor.color import yuv_to_rgb
 from deepcolor.colorize import colorize_file
-from deepcolor.config import ClusterConfig
+from deepcolor.clustering.config import ClusterConfig
 from deepcolor.ensemble import Model, ModelError, _table_sha
 from deepcolor.networks import ChromaNet
 from deepcolor.train import sampled_psnr, train, train_ensemble
@@ -307,14 +309,14 @@ LAYERS = np.array([0, 1, 0])
 
 
 def test_candidate_clusters_nearest_first():
-    got = candidate_clusters(np.zeros(2), CENTRES, LAYERS, 3)
+    got = candidate_clusters(np.zeros(2), CENTRES, LAYERS, 3, search="all")
     np.testing.assert_array_equal(got, [0, 1, 2])
-    got = candidate_clusters(np.array([0.0, 3.0]), CENTRES, LAYERS, 3)  # distances 3.16, 1, 5.83
+    got = candidate_clusters(np.array([0.0, 3.0]), CENTRES, LAYERS, 3, search="all")  # distances 3.16, 1, 5.83
     np.testing.assert_array_equal(got, [1, 0, 2])
-    got = candidate_clusters(np.array([-4.0, 0.0]), CENTRES, LAYERS, 3)  # distances 5, 4.47, 1
+    got = candidate_clusters(np.array([-4.0, 0.0]), CENTRES, LAYERS, 3, search="all")  # distances 5, 4.47, 1
     np.testing.assert_array_equal(got, [2, 1, 0])
-    np.testing.assert_array_equal(candidate_clusters(np.zeros(2), CENTRES, LAYERS, 2), [0, 1])
-    np.testing.assert_array_equal(candidate_clusters(np.zeros(2), CENTRES, LAYERS, 10), [0, 1, 2])
+    np.testing.assert_array_equal(candidate_clusters(np.zeros(2), CENTRES, LAYERS, 2, search="all"), [0, 1])
+    np.testing.assert_array_equal(candidate_clusters(np.zeros(2), CENTRES, LAYERS, 10, search="all"), [0, 1, 2])
 
 
 def test_candidate_clusters_top_ignores_lower_layers():
@@ -324,18 +326,19 @@ def test_candidate_clusters_top_ignores_lower_layers():
 
 
 def test_select_cluster_one_candidate_is_global_nearest():
-    chosen, candidates = select_cluster(np.zeros(2), TARGET_HIST, CENTRES, HISTS, LAYERS, n_candidates=1)
+    chosen, candidates = select_cluster(np.zeros(2), TARGET_HIST, CENTRES, HISTS, LAYERS, n_candidates=1,
+                                        search="all")
     assert chosen == 0
     np.testing.assert_array_equal(candidates, [0])
 
 
 @pytest.mark.parametrize("distance", ["chi2", "hellinger", "l1"])
 def test_select_cluster_semantic_match_among_candidates(distance):
-    chosen, candidates = select_cluster(np.zeros(2), TARGET_HIST, CENTRES, HISTS, LAYERS, 2, distance)
+    chosen, candidates = select_cluster(np.zeros(2), TARGET_HIST, CENTRES, HISTS, LAYERS, 2, distance, "all")
     assert chosen == 1
     np.testing.assert_array_equal(candidates, [0, 1])
     # B and C match equally: the nearer by global descriptor wins
-    chosen, candidates = select_cluster(np.zeros(2), TARGET_HIST, CENTRES, HISTS, LAYERS, 3, distance)
+    chosen, candidates = select_cluster(np.zeros(2), TARGET_HIST, CENTRES, HISTS, LAYERS, 3, distance, "all")
     assert chosen == 1
     np.testing.assert_array_equal(candidates, [0, 1, 2])
 
@@ -358,7 +361,7 @@ def test_histogram_distance_golden_values():
     np.testing.assert_allclose(histogram_distance(h, g, "hellinger"), hellinger, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(histogram_distance(h, g, "l1"), l1, rtol=1e-12, atol=1e-15)
     assert histogram_distance(h, g).shape == (3,)
-    np.testing.assert_allclose(histogram_distance(h, g[0]), chi2[:1], rtol=1e-12)  # one row (K,)
+    np.testing.assert_allclose(histogram_distance(h, g[0], "chi2"), chi2[:1], rtol=1e-12)  # one row (K,)
 
 
 def test_histogram_distance_chi2_weighs_rare_class_more_than_l2():
@@ -820,3 +823,45 @@ def test_train_one_cluster_is_single_network(tiny_features_dir, fast_train, torc
     model = train(tiny_features_dir, fast_train, ClusterConfig(n_clusters=1), quiet=True)
     assert not model.is_ensemble and len(model.networks) == 1
     assert model.choose_network(np.zeros((20, 20), np.float32)) == (0, None)
+
+
+# --- AdaptiveClustering as a scikit-learn estimator -------------------------------------------------
+
+
+def test_adaptive_clustering_keyword_only_exception():
+    with pytest.raises(TypeError, match=r"takes 1 positional argument but 3 were given"):
+        AdaptiveClustering(4, 6)
+
+
+def test_adaptive_clustering_defaults_are_cluster_config():
+    cfg = ClusterConfig()
+    assert AdaptiveClustering().get_params() == {"n_clusters": cfg.n_clusters, "mu": cfg.mu, "epsilon": cfg.epsilon,
+                                                 "max_layers": cfg.max_layers, "random_state": cfg.seed}
+
+
+def test_adaptive_clustering_init_only_stores():
+    est = AdaptiveClustering(n_clusters=0, mu="x")  # invalid, but only fit validates
+    assert est.n_clusters == 0 and est.mu == "x"
+    assert not [name for name in vars(est) if name.endswith("_")]
+
+
+def test_adaptive_clustering_predict_before_fit_exception():
+    with pytest.raises(NotFittedError, match=r"This AdaptiveClustering instance is not fitted yet\. Call 'fit'"):
+        AdaptiveClustering().predict(np.zeros((2, 3)))
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
+
+
+# --- the stage's functions take ClusterConfig's defaults --------------------------------------------
+
+
+def test_select_cluster_defaults_are_cluster_config():
+    cfg = ClusterConfig()
+    args = (np.zeros(2), TARGET_HIST, CENTRES, HISTS, LAYERS)
+    got = select_cluster(*args)
+    want = select_cluster(*args, cfg.n_candidates, cfg.histogram_distance, cfg.search_layers)
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[1], [0, 2])  # "top": the layer-1 cluster does not compete
+    defaults = inspect.signature(select_cluster).parameters
+    assert (defaults["n_candidates"].default, defaults["distance"].default, defaults["search"].default) == \
+        (cfg.n_candidates, cfg.histogram_distance, cfg.search_layers) == (3, "hellinger", "top")

@@ -1,13 +1,28 @@
-"""Tests for deepcolor.config: validation, dict and TOML round trips, the extraction key."""
+"""Tests for the stages' settings (deepcolor.config, deepcolor.settings, each stage's config).
 
+Validation, dict and TOML round trips, the extraction key, the shared validators.
+"""
+
+import ast
 import dataclasses
 import json
 import math
 import re
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from deepcolor.config import CONFIG_SECTIONS, ClusterConfig, FeatureConfig, RefineConfig, TrainConfig, load_toml
+import deepcolor.config
+from deepcolor.clustering.config import ClusterConfig
+from deepcolor.config import (check_bool, check_int, check_non_negative_float, check_one_of, check_positive_float,
+                              check_positive_int)
+from deepcolor.features.config import FeatureConfig
+from deepcolor.networks_config import TrainConfig
+from deepcolor.refine.config import RefineConfig
+from deepcolor.settings import CONFIG_SECTIONS, load_settings
 from deepcolor.ensemble import ModelError
 
 
@@ -223,7 +238,7 @@ daisy_backend = "opencv"
 lr = 0.01
 max_epochs = 3
 """)
-    cfgs = load_toml(path)
+    cfgs = load_settings(path)
     assert set(cfgs) == set(CONFIG_SECTIONS) == {"features", "train", "refine", "clusters"}
     assert cfgs["features"] == FeatureConfig(features=("patch",), working_size=40, daisy_backend="opencv")
     assert cfgs["train"] == TrainConfig(lr=0.01, max_epochs=3)
@@ -231,7 +246,7 @@ max_epochs = 3
 
 
 def test_load_toml_empty_file_gives_defaults(tmp_path):
-    cfgs = load_toml(_toml(tmp_path, ""))
+    cfgs = load_settings(_toml(tmp_path, ""))
     assert cfgs == {"features": FeatureConfig(), "train": TrainConfig(), "refine": RefineConfig(),
                     "clusters": ClusterConfig()}
 
@@ -251,7 +266,7 @@ def test_load_toml_empty_file_gives_defaults(tmp_path):
 def test_load_toml_exception(tmp_path, text, match):
     path = _toml(tmp_path, text)
     with pytest.raises(ValueError, match=re.escape(f"{path}: ") + ".*" + re.escape(match)):
-        load_toml(path)
+        load_settings(path)
 
 
 # --- extraction key ----------------------------------------------------------
@@ -303,3 +318,49 @@ def test_extraction_key_steady():
     assert re.fullmatch(r"[0-9a-f]{16}", key)
     assert FeatureConfig(working_size=48).extraction_key() == key
     assert FeatureConfig.from_dict(FeatureConfig(working_size=48).to_dict()).extraction_key() == key
+
+
+# --- the generic module ------------------------------------------------------
+
+
+def test_config_module_imports_no_stage():
+    # deepcolor.config is what every stage builds on: it imports the standard library only.
+    tree = ast.parse(Path(deepcolor.config.__file__).read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "." for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported == {"dataclasses", "math", "numbers", "tomllib"}
+
+
+def test_settings_import_no_torch():
+    # Reading a settings file (and `deepcolor --help`) does not load torch or scikit-learn.
+    code = "import sys, deepcolor.settings; print('torch' in sys.modules, 'sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("check, value, match", [
+    (check_positive_int, np.int64(3), r"n must be a positive int, got np\.int64\(3\)|n must be a positive int, got 3"),
+    (check_positive_float, np.float32(0.5), r"n must be a positive finite number, got"),
+    (check_non_negative_float, np.float32(0.5), r"n must be a finite number >= 0, got"),
+])
+def test_validators_numpy_scalars_only_when_asked(check, value, match):
+    # A stored setting must be plain Python (JSON); array functions also take NumPy scalars.
+    with pytest.raises(ValueError, match=match):
+        check("n", value)
+    assert check("n", value, numpy=True) == value
+
+
+@pytest.mark.parametrize("check, args, match", [
+    (check_positive_int, ("n", True), r"n must be a positive int, got True"),
+    (check_positive_int, ("n", 0), r"n must be a positive int, got 0"),
+    (check_int, ("d", 2, 3), r"d must be an int >= 3, got 2"),
+    (check_int, ("d", 3.0, 3), r"d must be an int >= 3, got 3\.0"),
+    (check_positive_float, ("s", math.nan), r"s must be a positive finite number, got nan"),
+    (check_positive_float, ("s", 0), r"s must be a positive finite number, got 0"),
+    (check_non_negative_float, ("s", -1e-9), r"s must be a finite number >= 0, got -1e-09"),
+    (check_one_of, ("k", "x", ("a", "b")), r"k must be one of \('a', 'b'\), got 'x'"),
+    (check_bool, ("b", 1), r"b must be a bool, got 1"),
+])
+def test_validators_exception(check, args, match):
+    with pytest.raises(ValueError, match=match):
+        check(*args)

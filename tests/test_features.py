@@ -1,5 +1,7 @@
 """Tests for deepcolor.features (patch and DAISY descriptors, and their registry)."""
 
+import inspect
+
 import cv2
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from deepcolor.features import (
     feature_dim,
     patch_features,
 )
+from deepcolor.features.config import FeatureConfig
 
 H, W = 13, 9  # odd, non-square: a swapped axis cannot pass
 FLOATS = [np.float32, np.float64]
@@ -285,3 +288,18 @@ def test_compute_features_exception_bare_string(rng):
     gray = rng.random((13, 9))
     with pytest.raises(TypeError, match=r"got the string 'patch'; write \('patch',\)"):
         compute_features(gray, "patch", {"patch_size": 3})
+
+
+def test_feature_functions_defaults_are_feature_config(rng):
+    # The Python API computes the features the command line does: FeatureConfig's settings.
+    cfg = FeatureConfig()
+    gray = _gray(rng, (DH, DW))
+    np.testing.assert_array_equal(
+        daisy_features(gray),
+        daisy_features(gray, cfg.daisy_radius, cfg.daisy_rings, cfg.daisy_histograms, cfg.daisy_orientations,
+                       cfg.daisy_backend, cfg.daisy_normalization))
+    daisy = inspect.signature(daisy_features).parameters
+    assert daisy["radius"].default == cfg.daisy_radius == 5
+    assert [daisy[n].default for n in ("rings", "histograms", "orientations", "backend", "normalization")] == \
+        [cfg.daisy_rings, cfg.daisy_histograms, cfg.daisy_orientations, cfg.daisy_backend, cfg.daisy_normalization]
+    assert inspect.signature(patch_features).parameters["size"].default == cfg.patch_size == 7

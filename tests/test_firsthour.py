@@ -196,7 +196,7 @@ def test_cli_train_mu_note_one_network(run, tmp_path, tiny_features_dir, config_
 
 
 def test_cli_mu_note_unit():
-    from deepcolor.config import ClusterConfig
+    from deepcolor.clustering.config import ClusterConfig
 
     note = mu_note(40, ClusterConfig(n_clusters=6, mu=40), 1)
     assert "40 usable references and mu 40" in note and "(--mu 20 allows 2, --mu 6 up to 6 (--clusters))" in note

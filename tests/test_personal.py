@@ -14,7 +14,7 @@ from PIL import Image
 
 from deepcolor import bench_personal as bp
 from deepcolor import train as bp_train
-from deepcolor.config import ClusterConfig
+from deepcolor.clustering.config import ClusterConfig
 from deepcolor.ensemble import Model
 from deepcolor.extract import extract_folder, load_shards
 from deepcolor.networks import ChromaNet

@@ -15,7 +15,7 @@ from PIL import Image
 
 from deepcolor import pick as dpick
 from deepcolor.color import rgb_to_gray_u8
-from deepcolor.config import FeatureConfig
+from deepcolor.features.config import FeatureConfig
 from deepcolor.pick import (LIST, RECORD, REFERENCES, DescriptorCache, describe_images, descriptor_key,
                             descriptor_matrix, pick_references, rank_pool, write_pick)
 

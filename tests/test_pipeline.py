@@ -20,7 +20,8 @@ from PIL import Image
 from deepcolor import io as dio
 from deepcolor.color import rgb_to_gray_u8, rgb_to_yuv
 from deepcolor.colorize import colorize_file, colorize_luma, plan_outputs
-from deepcolor.config import FeatureConfig, TrainConfig
+from deepcolor.features.config import FeatureConfig
+from deepcolor.networks_config import TrainConfig
 from deepcolor.ensemble import Model, ModelError
 from deepcolor.extract import MANIFEST, extract_folder, load_manifest, load_shards
 from deepcolor.io import ImageError

@@ -1,10 +1,13 @@
 """Tests for deepcolor.refine (joint bilateral refinement of the chrominance)."""
 
+import inspect
+
 import numpy as np
 import pytest
 
 import deepcolor.refine.bilateral as bilateral
 from deepcolor.refine import joint_bilateral_refine
+from deepcolor.refine.config import RefineConfig
 
 H, W = 13, 9  # odd, non-square: a swapped axis cannot pass
 
@@ -218,3 +221,16 @@ def test_joint_bilateral_refine_invariant_edge_preserving():
     assert np.abs(joint - uv).max() < 1e-5
     blurred = joint_bilateral_refine(uv, np.full((H, W), 0.5), **kwargs)
     assert np.abs(blurred[:, 3:5] - uv[:, 3:5]).min() > 0.05
+
+
+def test_joint_bilateral_refine_defaults_are_refine_config(rng):
+    # The Python API refines as the command line does: RefineConfig's window and sigmas.
+    cfg = RefineConfig()
+    guide = _smooth_guide(rng, (H, W))
+    uv = rng.uniform(-0.4, 0.4, (H, W, 2))
+    np.testing.assert_array_equal(
+        joint_bilateral_refine(uv, guide),
+        joint_bilateral_refine(uv, guide, cfg.diameter, cfg.sigma_color, cfg.sigma_space))
+    defaults = inspect.signature(joint_bilateral_refine).parameters
+    assert (defaults["diameter"].default, defaults["sigma_color"].default, defaults["sigma_space"].default) == \
+        (cfg.diameter, cfg.sigma_color, cfg.sigma_space) == (15, 0.05, 6.0)

@@ -271,7 +271,7 @@ def test_colorize_config_refine_applied(run, tmp_path, tiny_scene, tiny_model_di
     off = np.asarray(Image.open(tmp_path / "off" / "a.png"))
     assert not np.array_equal(plain, off)  # the refinement was switched off
     from deepcolor.colorize import colorize_luma
-    from deepcolor.config import RefineConfig
+    from deepcolor.refine.config import RefineConfig
     from deepcolor.ensemble import Model
 
     model = Model.load(tiny_model_dir)

@@ -3,7 +3,7 @@ depend on the feature list, see deepcolor.extract._process). Experiment tooling 
 import io, json, sys
 from pathlib import Path
 import numpy as np
-from deepcolor.config import FeatureConfig
+from deepcolor.features.config import FeatureConfig
 from deepcolor.extract import _shard_name, load_manifest, MANIFEST
 from deepcolor.io import atomic_write_bytes, atomic_write_text
 

@@ -1,7 +1,9 @@
 """Train the single network and the ensemble warm-started from it on one features folder (as bench.train_pipeline)."""
 import json, sys, time, torch
 from pathlib import Path
-from deepcolor.config import TrainConfig, ClusterConfig, RefineConfig
+from deepcolor.clustering.config import ClusterConfig
+from deepcolor.networks_config import TrainConfig
+from deepcolor.refine.config import RefineConfig
 from deepcolor.train import train_model, train_ensemble
 fdir, out = Path(sys.argv[1]), Path(sys.argv[2])
 jobs = int(sys.argv[3]) if len(sys.argv) > 3 else 1
