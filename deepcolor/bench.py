@@ -71,7 +71,8 @@ import numpy as np
 from deepcolor.color import combine_luma_chroma, rgb_to_gray_u8, to_uint8
 from deepcolor.config import ClusterConfig, FeatureConfig, RefineConfig, TrainConfig
 from deepcolor.evaluate import psnr
-from deepcolor.io import find_images, read_rgb_u8
+from deepcolor.images.formats import find_images
+from deepcolor.images.read import read_rgb_u8
 
 
 def default_data_dir():
@@ -354,7 +355,7 @@ def bench_large(model_dir, source, work, megapixels=12.0):
 
 def write_grey_inputs(items, folder):
     """The test set's grey images as 8-bit grey PNGs in `folder` (not timed); their paths."""
-    from deepcolor.io import write_image
+    from deepcolor.images.write import write_image
 
     paths = []
     for name, y, _ in items:
@@ -581,7 +582,7 @@ def main(argv=None):
     test_paths = find_images(test_dir)[: args.limit]
     items = load_test_set(test_paths)
     y0 = items[0][1]
-    from deepcolor.core import resize_to, working_shape
+    from deepcolor.resize import resize_to, working_shape
 
     report["daisy"] = bench_daisy(np.clip(resize_to(y0, working_shape(y0.shape, 256)), 0, 1))
 
@@ -613,7 +614,7 @@ def main(argv=None):
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:
-        from deepcolor.io import atomic_write_text
+        from deepcolor.files import atomic_write_text
 
         atomic_write_text(args.out, text + "\n")
     return 0

@@ -26,7 +26,7 @@ import numpy as np
 
 from deepcolor.color import rgb_to_gray_u8
 from deepcolor.evaluate import segmentation_scores
-from deepcolor.io import read_rgb_u8
+from deepcolor.images.read import read_rgb_u8
 
 TEST_SPLITS = (("msrc", "eval"), ("stanford", "test"), ("camvid", "test"))
 

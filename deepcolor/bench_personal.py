@@ -42,7 +42,7 @@ def category_split(data, category, split="test", n_refs=50, n_test=100):
     Scored: the first `n_test` test photos (``split="test"``), or every 7th
     training photo from the fourth (``split="val"``).
     """
-    from deepcolor.io import find_images
+    from deepcolor.images.formats import find_images
 
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
@@ -81,7 +81,7 @@ def score(model, items, saturation=1.0):
 
 def write_grey(items, folder):
     """The scored photos' 8-bit luma as grey PNG files (what an archive holds); returns the folder."""
-    from deepcolor.io import write_image
+    from deepcolor.images.write import write_image
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -182,7 +182,7 @@ def run(data, work, init_dir=None, cache_dir=None, split="test", jobs=1, categor
               "split": split, "jobs": jobs, "load_average": list(os.getloadavg()), "categories": {}}
     t0 = time.perf_counter()
     # the pool's descriptors once (the cache), timed apart from the builds that then use it
-    from deepcolor.io import find_images
+    from deepcolor.images.formats import find_images
     from deepcolor.pick import describe_images
 
     pool = [p for f in pool_folders(data) for p in find_images(f)]

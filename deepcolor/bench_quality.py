@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from deepcolor.evaluate import colourfulness, psnr, ssim
-from deepcolor.io import ImageError, find_images
+from deepcolor.images.formats import find_images
+from deepcolor.images.picture import ImageError
 
 INTEL_CATEGORIES = ("buildings", "forest", "glacier", "mountain", "sea", "street")
 

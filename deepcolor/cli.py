@@ -253,7 +253,7 @@ def cmd_colorize(args):
     for p in problems:
         log.error("%s", p)
         append_record(record_path, Outcome(p.split(": ", 1)[0], "", "failed", p))
-    from deepcolor.io import display_path
+    from deepcolor.files import display_path
 
     for path, why in ignored:  # every file accounted for: the record names what is left alone, and why
         append_record(record_path, Outcome(str(path), "", "ignored", f"{display_path(path)}: {why}; left alone"))
@@ -310,7 +310,7 @@ COLORIZE_LOG = "deepcolor-colorize.jsonl"
 def colorize_log_path(src, dst):
     """Where `colorize` records each file: OUT/deepcolor-colorize.jsonl (beside a single output file)."""
     dst = Path(dst)
-    from deepcolor.io import IMAGE_EXTENSIONS
+    from deepcolor.images.formats import IMAGE_EXTENSIONS
 
     folder = dst.parent if Path(src).is_file() and dst.suffix.lower() in IMAGE_EXTENSIONS else dst
     return folder / COLORIZE_LOG
@@ -526,7 +526,7 @@ def build_parser():
                    "thumbnails (input, output, truth) linked to the full files; thumbnails in OUT/.gallery")
     p.add_argument("--truth", metavar="DIR", help="with --gallery: the true colour photos, shown beside the "
                    "outputs with each one's PSNR (paired by relative path, else by unique file name)")
-    from deepcolor.io import MAX_PIXELS  # numpy only: --help stays fast
+    from deepcolor.images.picture import MAX_PIXELS  # numpy only: --help stays fast
 
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                    help=f"refuse images larger than N pixels, against decompression bombs "
@@ -595,7 +595,7 @@ def main(argv=None):
     if getattr(args, "func", None) is None:  # `deepcolor` or `deepcolor parser` alone: the help
         getattr(args, "_parser", parser).print_help()
         return 0
-    from deepcolor.io import ImageError
+    from deepcolor.images.picture import ImageError
     from deepcolor.modelfiles import ModelError  # torch-free: deepcolor.ensemble imports torch
 
     args.verbose = args.verbose or args.top_verbose

@@ -37,7 +37,8 @@ def sample_path(package, name):
 def prepare(work, references, tests):
     """References as PNG in work/refs; grey test inputs in work/grey and their truths in work/truth."""
     from deepcolor.color import rgb_to_gray_u8
-    from deepcolor.io import read_rgb_u8, write_image
+    from deepcolor.images.read import read_rgb_u8
+    from deepcolor.images.write import write_image
 
     work = Path(work)
     for package, name in references:

@@ -24,7 +24,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from deepcolor.io import ImageError, atomic_write_text, find_images, read_rgb_u8
+from deepcolor.files import atomic_write_text
+from deepcolor.images.formats import find_images
+from deepcolor.images.picture import ImageError
+from deepcolor.images.read import read_rgb_u8
 
 CONVENTIONS = "RGB, uint8, native resolution, data_range=255"
 

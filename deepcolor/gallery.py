@@ -19,7 +19,9 @@ from urllib.parse import quote
 
 import numpy as np
 
-from deepcolor.io import ImageError, atomic_write_bytes, atomic_write_text, read_rgb_u8
+from deepcolor.files import atomic_write_bytes, atomic_write_text
+from deepcolor.images.picture import ImageError
+from deepcolor.images.read import read_rgb_u8
 
 GALLERY_DIR = ".gallery"
 PAGE = "index.html"

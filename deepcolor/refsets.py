@@ -22,7 +22,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from deepcolor.io import ImageError, find_images
+from deepcolor.images.formats import find_images
+from deepcolor.images.picture import ImageError
 
 REFERENCE_SETS = ("wide", "bsds500")
 

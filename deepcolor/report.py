@@ -33,7 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from deepcolor.evaluate import colourfulness, psnr, ssim
-from deepcolor.io import atomic_write_text, encode_image, find_images, read_rgb_u8, write_image
+from deepcolor.files import atomic_write_text
+from deepcolor.images.formats import find_images
+from deepcolor.images.read import read_rgb_u8
+from deepcolor.images.write import encode_image, write_image
 from deepcolor.progress import progress_bar
 
 log = logging.getLogger(__name__)

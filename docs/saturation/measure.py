@@ -27,7 +27,7 @@ def main(argv=None):
     from deepcolor.colorize import compose, predict_chroma, working_luma
     from deepcolor.ensemble import Model
     from deepcolor.evaluate import colourfulness, psnr
-    from deepcolor.io import find_images
+    from deepcolor.images.formats import find_images
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, help="data folder (default: $DEEPCOLOR_DATA or ../shared/data)")
