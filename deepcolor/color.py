@@ -14,6 +14,8 @@ References
        television for standard 4:3 and wide-screen 16:9 aspect ratios.
 """
 
+import math
+
 import cv2
 import numpy as np
 
@@ -142,8 +144,6 @@ def combine_luma_chroma(y, uv):
     unchanged, so the output's luminance is the input's up to the final
     rounding to integers. The paper does not say how it handles the gamut.
     """
-    import cv2
-
     y = np.asarray(y, dtype=np.float32)
     uv = np.asarray(uv, dtype=np.float32)
     if y.ndim != 2 or uv.shape != y.shape + (2,):
@@ -231,8 +231,6 @@ def scale_chroma(uv, factor):
     ----------
     .. [1] Z. Cheng, Q. Yang, B. Sheng, "Deep Colorization", ICCV 2015.
     """
-    import math
-
     uv = np.asarray(uv, dtype=np.float32)
     if uv.ndim != 3 or uv.shape[-1] != 2:
         raise ValueError(f"uv must have shape (H, W, 2), got {uv.shape}")

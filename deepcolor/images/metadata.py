@@ -10,7 +10,6 @@ import os
 import struct
 
 import numpy as np
-from PIL import ExifTags, Image, TiffImagePlugin
 
 from deepcolor.files import display_path
 
@@ -45,6 +44,8 @@ def png_exif(path):
     Only the chunk headers are read (each chunk's data is skipped by seeking),
     so a large image is not decoded to find an eXIf chunk after its pixels.
     """
+    from PIL import Image  # lazy: --help stays fast
+
     with open(path, "rb") as fh:
         if fh.read(8) != b"\x89PNG\r\n\x1a\n":
             return None
@@ -82,6 +83,8 @@ _TIFF_LAYOUT_TAGS = frozenset({
 
 def _writable_tags(tags, path):
     """The tags (tag -> value) that Pillow can write back; the others dropped with a debug log."""
+    from PIL import TiffImagePlugin  # lazy: --help stays fast
+
     kept = {}
     for tag, value in tags.items():
         try:
@@ -99,6 +102,8 @@ def _writable_tags(tags, path):
 def exif_tags(exif, path):
     """IFD 0 tags of a Pillow ``Image.Exif`` as tag -> value, the EXIF, GPS and
     interoperability IFDs nested as dicts, without `_TIFF_LAYOUT_TAGS`."""
+    from PIL import ExifTags  # lazy: --help stays fast
+
     tags = {}
     for tag, value in exif.items():
         if tag in _TIFF_LAYOUT_TAGS:
@@ -120,6 +125,8 @@ def exif_tags(exif, path):
 def clean_exif(exif, path):
     """EXIF bytes (``b"Exif\\x00\\x00"`` and a little-endian TIFF structure) of a
     Pillow ``Image.Exif``: layout tags removed, Orientation 1; None if no tag is left."""
+    from PIL import TiffImagePlugin  # lazy: --help stays fast
+
     if exif is None:
         return None
     tags = exif_tags(exif, path)

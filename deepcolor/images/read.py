@@ -3,6 +3,9 @@
 `read_picture` carries what a colorized copy should keep from its input: bit
 depth, transparency, ICC profile and EXIF data. Pillow decodes; OpenCV and
 tifffile take over where Pillow loses bits or cannot identify the file.
+
+Pillow and tifffile are imported inside the functions that need them (here and in
+`metadata`, `tiff`, `write`), so that the command line's ``--help`` stays fast.
 """
 
 import contextlib
@@ -15,7 +18,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from deepcolor.files import display_path
 from deepcolor.images.diagnose import diagnose, diagnose_jpeg, diagnose_png, frames_note, jpeg_frame, jpeg_warnings
@@ -39,6 +41,8 @@ _bomb_saved = None
 @contextlib.contextmanager
 def _pillow_bomb_check_off():
     global _bomb_users, _bomb_saved
+    from PIL import Image  # lazy: --help stays fast
+
     with _bomb_lock:
         if _bomb_users == 0:
             _bomb_saved = Image.MAX_IMAGE_PIXELS
@@ -115,6 +119,8 @@ def read_picture(path, max_pixels=MAX_PIXELS):
     max_pixels = check_max_pixels(max_pixels)
     path = Path(path)
     _check_file(path)
+    from PIL import Image, ImageOps, UnidentifiedImageError  # lazy: --help stays fast
+
     with _pillow_bomb_check_off():
         try:
             with Image.open(path) as img:  # lazy: reads the header only
@@ -301,6 +307,8 @@ def _agree_with_pillow(path, img, arr, orientation):
     pixels as they are and with the orientation applied, the one that
     matches Pillow's oriented 8-bit pixels is kept.
     """
+    from PIL import ImageOps  # lazy: --help stays fast
+
     with img:
         img.load()
         ref = np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.int32)  # (H, W, 3)

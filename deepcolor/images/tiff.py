@@ -10,8 +10,6 @@ import zlib
 from io import BytesIO
 
 import numpy as np
-import tifffile
-from PIL import Image, TiffImagePlugin
 
 from deepcolor.files import display_path
 from deepcolor.images.metadata import clean_exif, exif_tags, orient
@@ -29,6 +27,8 @@ def read_tiff(path, img):
     samples. Compressions it lacks without imagecodecs (LZW, JPEG), palette,
     CMYK, YCbCr, bilevel and inverted-grey files are left to Pillow (None).
     """
+    import tifffile  # lazy: --help stays fast
+
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
@@ -72,6 +72,8 @@ def read_tiff(path, img):
 
 def read_tiff_alone(path, max_pixels):
     """Picture of a TIFF that Pillow cannot open, decoded by tifffile; None if it cannot either."""
+    import tifffile  # lazy: --help stays fast
+
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
@@ -87,6 +89,8 @@ def read_tiff_alone(path, max_pixels):
 
         @staticmethod
         def getexif():
+            from PIL import Image  # lazy: --help stays fast
+
             exif = Image.Exif()
             if 274 in tags:
                 exif[0x0112] = int(tags[274])
@@ -121,6 +125,8 @@ _TIFF_STRIP_BYTES = 1 << 18  # uncompressed bytes per strip, about
 
 def encode_tiff(rgb, alpha, icc, exif, path):
     """Little-endian baseline TIFF bytes of 8- or 16-bit RGB(A), deflate-compressed."""
+    from PIL import Image, TiffImagePlugin  # lazy: --help stays fast
+
     arr = rgb if alpha is None else np.dstack([rgb, alpha])  # (H, W, S)
     height, width, samples = arr.shape
     # Horizontal differencing (TIFF 6.0, Section 14): each sample minus its left

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from deepcolor.files import atomic_write_bytes
 from deepcolor.images.formats import IMAGE_EXTENSIONS, OUTPUT_FORMATS
@@ -170,6 +169,8 @@ def _output_exif(path, fmt, exif):
 
 def _encode_pillow(name, rgb, alpha, icc, exif):
     """JPEG, BMP or WebP bytes of 8-bit RGB(A), through Pillow."""
+    from PIL import Image  # lazy: --help stays fast
+
     img = Image.fromarray(rgb if alpha is None else np.dstack([rgb, alpha]))  # RGB or RGBA
     options = {}
     if icc:
