@@ -16,7 +16,7 @@ from deepcolor import __version__
 
 log = logging.getLogger("deepcolor")
 
-DEFAULT_MODEL = Path(__file__).parent / "models" / "default"
+from deepcolor.bundled import DEFAULT_MODEL
 
 
 class CommandError(Exception):

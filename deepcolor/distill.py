@@ -158,7 +158,7 @@ def random_view(sample, size, grid, rng, crop_min=0.6):
 
 def evaluate_parser(parser, samples):
     """Pixel accuracy and mean IoU of a parser over labelled samples (their grey versions), in its classes."""
-    from deepcolor.evaluate import segmentation_scores
+    from deepcolor.metrics import segmentation_scores
     from deepcolor.color import to_float
 
     preds, truths = [], []

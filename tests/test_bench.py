@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepcolor import bench, report
+from deepcolor import bench, report, testsets
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def test_bench_baselines(tmp_path, tiny_refs, tiny_scene, scenes, torch_one_thre
     refs = tiny_refs(tmp_path / "refs")
     test = tmp_path / "test.png"
     Image.fromarray(tiny_scene(30, 40, 990)).save(test)
-    items = bench.load_test_set([test])
+    items = testsets.load_test_set([test])
     out = bench.bench_baselines(refs, items, scenes, intel_refs=4, intel_test_per_class=1,
                                 flip_epochs={"autoencoder": 2}, scene_epochs=1)
     flip_off, flip_on = out["flip"]["autoencoder"]
@@ -45,7 +45,7 @@ def test_bench_baselines_without_intel(tmp_path, tiny_refs, tiny_scene, torch_on
     refs = tiny_refs(tmp_path / "refs")
     test = tmp_path / "test.png"
     Image.fromarray(tiny_scene(30, 40, 991)).save(test)
-    out = bench.bench_baselines(refs, bench.load_test_set([test]), tmp_path / "nowhere",
+    out = bench.bench_baselines(refs, testsets.load_test_set([test]), tmp_path / "nowhere",
                                 flip_epochs={"iizuka": 1})
     assert out["scene_loss"] == f"skipped: {tmp_path / 'nowhere'} not found"
     assert [r["flip"] for r in out["flip"]["iizuka"]] == [False, True]
