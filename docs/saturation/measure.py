@@ -22,7 +22,7 @@ import numpy as np
 
 def main(argv=None):
     from deepcolor.testsets import default_data_dir, load_test_set
-    from deepcolor.cli import DEFAULT_MODEL
+    from deepcolor.bundled import DEFAULT_MODEL
     from deepcolor.color import scale_chroma
     from deepcolor.colorize import compose, predict_chroma, working_luma
     from deepcolor.ensemble import Model
