@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 from deepcolor import __version__
+from deepcolor.bundled import DEFAULT_MODEL
 
 log = logging.getLogger("deepcolor")
-
-from deepcolor.bundled import DEFAULT_MODEL
 
 
 class CommandError(Exception):
