@@ -25,8 +25,14 @@ import cv2
 import numpy as np
 
 from deepcolor.color import rgb_to_gray_u8
-from deepcolor.evaluate import segmentation_scores
-from deepcolor.io import read_rgb_u8
+from deepcolor.features import semantic_features
+from deepcolor.features.labelsets import (ADE20K_TO_COLOUR, COLOUR_CLASSES, LABEL_SETS, class_matrix, labelled_pairs,
+                                          map_labels, read_labelled)
+from deepcolor.features.semantic import (ADE20K_TO_SHARED, MSRC_TO_SHARED, SHARED_GROUPS, label_groups, merge_matrix,
+                                         resize_channels)
+from deepcolor.images.read import read_rgb_u8
+from deepcolor.metrics import segmentation_scores
+from deepcolor.parser import StudentParser
 
 TEST_SPLITS = (("msrc", "eval"), ("stanford", "test"), ("camvid", "test"))
 
@@ -35,17 +41,13 @@ class ColourTeacher:
     """The ADE20K teacher on colour photos at a given input size: ``predict_rgb(rgb_u8) -> (H, W, K)``."""
 
     def __init__(self, net, input_size, classes, mapping):
-        import torch
-
-        from deepcolor.features.labelsets import class_matrix
+        import torch  # lazy: torch is heavy
 
         self.net, self.input_size, self.classes_ = net.eval(), input_size, tuple(classes)
         self._matrix = torch.from_numpy(class_matrix(151, mapping, classes))
 
     def predict_rgb(self, rgb):
-        import torch
-
-        from deepcolor.features.semantic import resize_channels
+        import torch  # lazy: torch is heavy
 
         s = self.input_size
         x = cv2.resize(rgb, (s, s), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 127.5 - 1.0
@@ -61,8 +63,6 @@ def _grey(rgb):
 
 def score_split(predict, pairs, name, classes):
     """Pixel accuracy and mean IoU of ``predict(rgb_u8) -> (H, W, K)`` on (photo, labels) pairs of a labelled set."""
-    from deepcolor.features.labelsets import LABEL_SETS, map_labels, read_labelled
-
     mapping, ignore = LABEL_SETS[name]
     preds, truths = [], []
     for photo, label_path in pairs:
@@ -76,9 +76,6 @@ def score_split(predict, pairs, name, classes):
 
 def _msrc_shared_pairs_scores(predict_shared, pairs):
     """MSRC-v2 in the 17 shared groups (+ other), as issue 3 measured it."""
-    from deepcolor.features.labelsets import read_labelled
-    from deepcolor.features.semantic import MSRC_TO_SHARED, SHARED_GROUPS, label_groups
-
     preds, truths = [], []
     for photo, label_path in pairs:
         rgb, labels = read_labelled(photo, label_path)
@@ -91,9 +88,6 @@ def _msrc_shared_pairs_scores(predict_shared, pairs):
 
 def old_student_colour_matrix(class_names):
     """(K, len(COLOUR_CLASSES)) matrix merging the old student's shared groups into the colour classes."""
-    from deepcolor.features.labelsets import COLOUR_CLASSES
-    from deepcolor.features.semantic import merge_matrix
-
     rename = {"car": "vehicle", "boat": "vehicle", "aeroplane": "vehicle", "bicycle": "vehicle", "road": "ground",
               "chair": "other", "book": "other", "sign": "other"}
     merge = {c: tuple(n for n in class_names if rename.get(n, n) == c) for c in COLOUR_CLASSES[:-1]}
@@ -102,8 +96,6 @@ def old_student_colour_matrix(class_names):
 
 def time_parser(parser, ys):
     """Median seconds of `predict_proba` and of the semantic feature over grey images `ys`."""
-    from deepcolor.features import semantic_features
-
     parser.predict_proba(ys[0])  # warm-up
 
     def med(fn):
@@ -134,17 +126,14 @@ def bench_parsing(data, teacher_path, parser_dir, old_parser_dir=None, time_phot
     time_photos : sequence of path
         Colour photos whose luminance times the new parser.
     """
-    import torch
+    import torch  # lazy: torch is heavy
 
-    from deepcolor.features.deeplab import GreyParser, teacher_net
-    from deepcolor.features.labelsets import ADE20K_TO_COLOUR, COLOUR_CLASSES, labelled_pairs
-    from deepcolor.features.semantic import ADE20K_TO_SHARED, SHARED_GROUPS
-
+    from deepcolor.features.deeplab import GreyParser, teacher_net  # lazy: imports torch
     torch.set_num_threads(threads)
     new = GreyParser.load(parser_dir)
     size = new.input_size
     teacher = teacher_net(teacher_path, output_stride=8)
-    from deepcolor.features.deeplab import grey_from_rgb
+    from deepcolor.features.deeplab import grey_from_rgb  # lazy: imports torch
 
     grey_teacher = GreyParser(grey_from_rgb(teacher), size)
     shared = SHARED_GROUPS + ("other",)
@@ -160,8 +149,6 @@ def bench_parsing(data, teacher_path, parser_dir, old_parser_dir=None, time_phot
                             lambda rgb: new.with_classes(shared, ADE20K_TO_SHARED).predict_proba(_grey(rgb))),
     }
     if old_parser_dir is not None and Path(old_parser_dir, "manifest.json").is_file():
-        from deepcolor.parser import StudentParser
-
         old = StudentParser.load(old_parser_dir)
         to_colour = old_student_colour_matrix(old.class_names)
         parsers["old_student_grey"] = (lambda rgb: old.predict_proba(_grey(rgb)) @ to_colour,

@@ -23,12 +23,24 @@ instead (every 7th from the 4th, none of them a reference or in the pool):
 the data that the fine-tuning and picking settings were chosen on.
 """
 
+import argparse
+import hashlib
 import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
+
+from deepcolor.bundled import DEFAULT_MODEL
+from deepcolor.colorize import colorize_luma_record
+from deepcolor.clustering.config import ClusterConfig
+from deepcolor.networks_config import TrainConfig
+from deepcolor.extract import extract_folder
+from deepcolor.images.formats import find_images
+from deepcolor.metrics import colourfulness, psnr
+from deepcolor.pick import DEFAULT_DESCRIPTOR, DEFAULT_RULE, describe_images, pick_references, write_pick
+from deepcolor.testsets import default_data_dir, load_test_set, write_grey_inputs
 
 CATEGORIES = ("buildings", "forest", "glacier", "mountain", "sea", "street")
 METHODS = ("bundled", "fine_tuned", "picked", "scratch")
@@ -42,8 +54,6 @@ def category_split(data, category, split="test", n_refs=50, n_test=100):
     Scored: the first `n_test` test photos (``split="test"``), or every 7th
     training photo from the fourth (``split="val"``).
     """
-    from deepcolor.io import find_images
-
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     train = find_images(Path(data) / "intel_scenes" / "train" / category)
@@ -63,13 +73,10 @@ def pool_folders(data):
 
 
 def score(model, items, saturation=1.0):
-    """Mean PSNR and mean colourfulness of `model` on `items` (`deepcolor.bench.load_test_set`), and per image.
+    """Mean PSNR and mean colourfulness of `model` on `items` (`deepcolor.testsets.load_test_set`), and per image.
 
     `saturation`: as ``deepcolor colorize --saturation``.
     """
-    from deepcolor.colorize import colorize_luma_record
-    from deepcolor.evaluate import colourfulness, psnr
-
     p, c = [], []
     for _, y, truth in items:
         rgb = colorize_luma_record(model, y, saturation=saturation)[0]
@@ -79,22 +86,9 @@ def score(model, items, saturation=1.0):
             "psnr_per_image": [round(float(v), 3) for v in p]}
 
 
-def write_grey(items, folder):
-    """The scored photos' 8-bit luma as grey PNG files (what an archive holds); returns the folder."""
-    from deepcolor.io import write_image
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, y, _ in items:
-        write_image(folder / f"{name}.png", np.round(y * 255).astype(np.uint8))
-    return folder
-
-
 def build_personal(ref_dirs, work, init, train_cfg, feature_cfg, jobs=1, init_dir=None):
     """Features of `ref_dirs` in ``work/features`` and a model fine-tuned from `init`; (model, seconds)."""
-    from deepcolor.clustering.config import ClusterConfig
-    from deepcolor.extract import extract_folder
-    from deepcolor.train import fine_tune
+    from deepcolor.train import fine_tune  # lazy: imports torch
 
     t0 = time.perf_counter()
     extract_folder(ref_dirs, Path(work) / "features", feature_cfg, jobs=jobs, quiet=True)
@@ -108,20 +102,13 @@ def build_personal(ref_dirs, work, init, train_cfg, feature_cfg, jobs=1, init_di
 def run_category(category, data, work, init, init_dir, cache_dir, split="test", n_refs=50, n_test=100,
                  n_targets=20, jobs=1, methods=METHODS, train_cfg=None, descriptor=None, rule=None):
     """The four rows of one category: {method: score, ...} with timings."""
-    from deepcolor.bench import load_test_set
-    from deepcolor.clustering.config import ClusterConfig
-    from deepcolor.networks_config import TrainConfig
-    from deepcolor.extract import extract_folder
-    from deepcolor.pick import DEFAULT_DESCRIPTOR, DEFAULT_RULE, pick_references, write_pick
-    from deepcolor.train import FINETUNE_LR, train
+    from deepcolor.train import FINETUNE_LR, train  # lazy: imports torch
 
     work = Path(work) / category
     refs, scored = category_split(data, category, split, n_refs, n_test)
     items = load_test_set(scored)
     fcfg = init.feature_config
     tcfg = train_cfg or TrainConfig(lr=FINETUNE_LR)
-    from deepcolor.evaluate import colourfulness
-
     out = {"n_refs": len(refs), "n_scored": len(items),
            "truth_colourfulness": round(float(np.mean([colourfulness(t) for _, _, t in items])), 2)}
     if "bundled" in methods:
@@ -146,7 +133,8 @@ def run_category(category, data, work, init, init_dir, cache_dir, split="test", 
         model = train(fdir, TrainConfig(), ClusterConfig(), jobs=jobs, quiet=True)
         out["scratch"] = {**score(model, items), "train_s": round(time.perf_counter() - t0, 2)}
     if "picked" in methods:
-        grey = write_grey(items[:n_targets], work / "targets")
+        grey = work / "targets"  # the scored photos' 8-bit luma, as an archive holds them
+        write_grey_inputs(items[:n_targets], grey, overwrite=True)
         t0 = time.perf_counter()
         exclude = {p.resolve() for p in scored}  # val split: the scored photos are training photos
         pool = [p for p in pool_folders(data)]
@@ -167,25 +155,18 @@ def run_category(category, data, work, init, init_dir, cache_dir, split="test", 
 
 def run(data, work, init_dir=None, cache_dir=None, split="test", jobs=1, categories=None, **kwargs):
     """The ``personal`` section: every category, the means, the targets of issue 17 checked."""
-    from deepcolor.ensemble import Model
+    from deepcolor.ensemble import Model  # lazy: imports torch
 
     if init_dir is None:
-        from deepcolor.cli.common import DEFAULT_MODEL
-
         init_dir = DEFAULT_MODEL
     init = Model.load(init_dir)
     work = Path(work)
     cache_dir = cache_dir or work / "descriptor-cache"
-    import hashlib
-
     report = {"init_model": str(init_dir),
               "init_manifest_sha256": hashlib.sha256((Path(init_dir) / "manifest.json").read_bytes()).hexdigest(),
               "split": split, "jobs": jobs, "load_average": list(os.getloadavg()), "categories": {}}
     t0 = time.perf_counter()
     # the pool's descriptors once (the cache), timed apart from the builds that then use it
-    from deepcolor.io import find_images
-    from deepcolor.pick import describe_images
-
     pool = [p for f in pool_folders(data) for p in find_images(f)]
     describe_images(pool, init.feature_config, cache_dir, jobs=jobs, quiet=True)
     report["pool_images"] = len(pool)
@@ -237,8 +218,6 @@ def check_targets(categories):
 
 def main(argv=None):
     """``python -m deepcolor.bench_personal``: the section alone, JSON on stdout (and --out)."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m deepcolor.bench_personal", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, help="data folder (default: $DEEPCOLOR_DATA or ../shared/data)")
     parser.add_argument("--work", type=Path, required=True, help="features, picks, models and the cache")
@@ -255,12 +234,10 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    import torch
+    import torch  # lazy: torch is heavy
 
     torch.set_num_threads(1)
-    from deepcolor.bench import default_data_dir
-    from deepcolor.networks_config import TrainConfig
-    from deepcolor.train import FINETUNE_LR
+    from deepcolor.train import FINETUNE_LR  # lazy: imports torch
 
     tcfg = TrainConfig(lr=args.lr or FINETUNE_LR).replace(patience=args.patience, image_weighting=args.weighting)
     report = run(args.data or default_data_dir(), args.work, args.init, args.cache, split=args.split, jobs=args.jobs,

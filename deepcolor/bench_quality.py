@@ -4,7 +4,7 @@ Test sets, never references and never used for a choice: BSDS500 test,
 ImageNet sample test, Stanford Background test, CamVid test, the MSRC-v2
 evaluation split, and the first `intel_per_category` test photos (by name) of
 each Intel scenes category. Grey inputs are the 8-bit BT.601 luma of each
-truth (`deepcolor.bench.load_test_set`). For each set: the grey input (zero
+truth (`deepcolor.testsets.load_test_set`). For each set: the grey input (zero
 chroma), the references' mean chroma, and every model (photos whose truth is exactly grey are left out
 and counted): PSNR (RGB, uint8,
 native size; mean and median), mean SSIM, mean colourfulness (Hasler and
@@ -16,22 +16,29 @@ scores models outside `make bench`.
 
 import argparse
 import json
+import random
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from deepcolor.evaluate import colourfulness, psnr, ssim
-from deepcolor.io import ImageError, find_images
+from deepcolor.bench_pipeline import references_mean_chroma
+from deepcolor.color import combine_luma_chroma, to_uint8
+from deepcolor.colorize import colorize_luma
+from deepcolor.extract import load_manifest
+from deepcolor.features.labelsets import labelled_pairs
+from deepcolor.images.formats import find_images
+from deepcolor.images.picture import ImageError
+from deepcolor.metrics import colourfulness, psnr, ssim
+from deepcolor.modelfiles import ModelError
+from deepcolor.testsets import load_test_set, score_constant_chroma
 
 INTEL_CATEGORIES = ("buildings", "forest", "glacier", "mountain", "sea", "street")
 
 
 def test_sets(data, intel_per_category=100, names=None):
     """{set name: [photo paths]} of the data folder's test sets (those whose folders exist)."""
-    from deepcolor.features.labelsets import labelled_pairs
-
     data = Path(data)
     sets = {}
 
@@ -63,10 +70,6 @@ def validation_sets(data, per_category=40, seed=0):
     first 200) draw from; ``val_camvid``: CamVid val (the parser's distillation chose its best
     step on half of it, no weights were fitted to it).
     """
-    import random
-
-    from deepcolor.features.labelsets import labelled_pairs
-
     data = Path(data)
     rng = random.Random(seed)
     out = {"val_intel": []}
@@ -85,10 +88,6 @@ def _stats(values):
 
 def score_set(models, items, mean_uv):
     """Scores of the grey input, the mean chroma and each model of `models` ({name: Model}) on `items`."""
-    from deepcolor.bench import score_constant_chroma
-    from deepcolor.color import combine_luma_chroma, to_uint8
-    from deepcolor.colorize import colorize_luma
-
     n_all = len(items)
     # A truth with R = G = B everywhere is a grey photo: nothing to colour, and the grey input's PSNR is infinite.
     items = [it for it in items if not (np.all(it[2][..., 0] == it[2][..., 1]) and np.all(it[2][..., 1] == it[2][..., 2]))]
@@ -120,8 +119,6 @@ def score_set(models, items, mean_uv):
 
 def score_sets(models, sets, mean_uv, progress=None):
     """`score_set` on every test set of `sets` ({name: paths})."""
-    from deepcolor.bench import load_test_set
-
     out = {}
     for name, paths in sets.items():
         out[name] = score_set(models, load_test_set(paths), mean_uv)
@@ -131,10 +128,7 @@ def score_sets(models, sets, mean_uv, progress=None):
 
 
 def main(argv=None):
-    from deepcolor.ensemble import Model
-    from deepcolor.extract import load_manifest
-    from deepcolor.bench import references_mean_chroma
-
+    from deepcolor.ensemble import Model  # lazy: imports torch
     ap = argparse.ArgumentParser(prog="python -m deepcolor.bench_quality", description=__doc__.split("\n")[0])
     ap.add_argument("--model", action="append", required=True, metavar="NAME=DIR")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -144,11 +138,9 @@ def main(argv=None):
     ap.add_argument("--intel-per-category", type=int, default=100)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
-    import torch
+    import torch  # lazy: torch is heavy
 
     torch.set_num_threads(1)
-    from deepcolor.modelfiles import ModelError
-
     models = {}
     for spec in args.model:
         name, _, folder = spec.partition("=")

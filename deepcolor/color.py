@@ -1,4 +1,4 @@
-"""Colour conversions in the paper's YUV space (ITU-R BT.601, analogue form).
+"""Colour conversions in the paper's YUV space (ITU-R BT.601, analogue form), and integers to floats and back.
 
 Cheng et al. (2015) predict the chrominance U, V of each pixel from its luminance
 Y. We use the BT.601 weights on RGB in [0, 1]::
@@ -14,6 +14,9 @@ References
        television for standard 4:3 and wide-screen 16:9 aspect ratios.
 """
 
+import math
+
+import cv2
 import numpy as np
 
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float64)
@@ -75,6 +78,30 @@ def rgb_to_luma(rgb):
     return rgb @ LUMA_WEIGHTS.astype(rgb.dtype)
 
 
+def to_float(image):
+    """uint8/uint16 image to float32 in [0, 1]."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535.0
+    raise TypeError(f"image dtype must be uint8 or uint16, got {image.dtype}")
+
+
+def luminance(image):
+    """BT.601 luminance in [0, 1], float32 (H, W), of a uint8/uint16 grey or RGB image."""
+    if image.ndim == 2:
+        return to_float(image)
+    return rgb_to_luma(to_float(image))
+
+
+def is_colour(image, tolerance=1):
+    """True if an (H, W, 3) integer image has channels that differ by more than `tolerance`."""
+    if image.ndim == 2:
+        return False
+    r, g, b = cv2.split(image)  # absdiff on the integer planes: no wide temporaries
+    return bool(cv2.absdiff(r, g).max() > tolerance or cv2.absdiff(g, b).max() > tolerance)
+
+
 def rgb_to_gray_u8(rgb):
     """8-bit BT.601 luma of a uint8 RGB image: round(0.299 R + 0.587 G + 0.114 B).
 
@@ -117,8 +144,6 @@ def combine_luma_chroma(y, uv):
     unchanged, so the output's luminance is the input's up to the final
     rounding to integers. The paper does not say how it handles the gamut.
     """
-    import cv2
-
     y = np.asarray(y, dtype=np.float32)
     uv = np.asarray(uv, dtype=np.float32)
     if y.ndim != 2 or uv.shape != y.shape + (2,):
@@ -145,8 +170,6 @@ def combine_luma_chroma(y, uv):
 
 def to_uint8(image):
     """Round a float image in [0, 1] to uint8 (to nearest, values outside clipped)."""
-    import cv2
-
     image = np.asarray(image, dtype=np.float32)
     if image.size == 0:
         return np.zeros(image.shape, np.uint8)
@@ -208,8 +231,6 @@ def scale_chroma(uv, factor):
     ----------
     .. [1] Z. Cheng, Q. Yang, B. Sheng, "Deep Colorization", ICCV 2015.
     """
-    import math
-
     uv = np.asarray(uv, dtype=np.float32)
     if uv.ndim != 3 or uv.shape[-1] != 2:
         raise ValueError(f"uv must have shape (H, W, 2), got {uv.shape}")

@@ -17,14 +17,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deepcolor.color import combine_luma_chroma, scale_chroma, to_integer
-from deepcolor.core import is_colour, luminance, resize_to, working_shape
+from deepcolor.color import combine_luma_chroma, is_colour, luminance, scale_chroma, to_integer
 from deepcolor.features import compute_features
-from deepcolor.io import (IMAGE_EXTENSIONS, MAX_PIXELS, ImageError, display_path, find_images, read_picture,
-                          remove_partial_files, write_picture)
+from deepcolor.files import display_path, remove_partial_files
+from deepcolor.images.formats import IMAGE_EXTENSIONS, find_images
+from deepcolor.images.picture import MAX_PIXELS, ImageError
+from deepcolor.images.read import read_picture
+from deepcolor.images.write import write_picture
 from deepcolor.parallel import run, run_isolated, using_dask
 from deepcolor.progress import progress_bar
 from deepcolor.refine import joint_bilateral_refine
+from deepcolor.resize import resize_to, working_shape
 
 log = logging.getLogger(__name__)
 

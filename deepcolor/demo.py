@@ -15,6 +15,13 @@ import json
 import sys
 from pathlib import Path
 
+import skimage.data
+
+from deepcolor.cli import main as cli
+from deepcolor.color import rgb_to_gray_u8
+from deepcolor.images.read import read_rgb_u8
+from deepcolor.images.write import write_image
+
 # (package, file) of the colour photos in the installed wheels.
 REFERENCES = [
     ("skimage", "astronaut.png"), ("skimage", "chelsea.png"), ("skimage", "rocket.jpg"),
@@ -26,19 +33,14 @@ TESTS = [("skimage", "coffee.png"), ("skimage", "motorcycle_right.png"), ("sklea
 
 def sample_path(package, name):
     if package == "skimage":
-        import skimage.data
-
         return Path(skimage.data.__file__).parent / name
-    import sklearn.datasets
+    import sklearn.datasets  # lazy: scikit-learn is heavy
 
     return Path(sklearn.datasets.__file__).parent / "images" / name
 
 
 def prepare(work, references, tests):
     """References as PNG in work/refs; grey test inputs in work/grey and their truths in work/truth."""
-    from deepcolor.color import rgb_to_gray_u8
-    from deepcolor.io import read_rgb_u8, write_image
-
     work = Path(work)
     for package, name in references:
         out = work / "refs" / (Path(name).stem + ".png")
@@ -53,8 +55,6 @@ def prepare(work, references, tests):
 
 
 def main(argv=None):
-    from deepcolor.cli import main as cli
-
     parser = argparse.ArgumentParser(prog="python -m deepcolor.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("work/demo"), help="folder for everything it writes")
     parser.add_argument("--train", action="store_true",

@@ -31,7 +31,9 @@ import cv2
 import numpy as np
 
 from deepcolor.color import rgb_to_gray_u8
-from deepcolor.io import ImageError, find_images, read_rgb_u8
+from deepcolor.images.formats import find_images
+from deepcolor.images.picture import ImageError
+from deepcolor.images.read import read_rgb_u8
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +158,8 @@ def random_view(sample, size, grid, rng, crop_min=0.6):
 
 def evaluate_parser(parser, samples):
     """Pixel accuracy and mean IoU of a parser over labelled samples (their grey versions), in its classes."""
-    from deepcolor.evaluate import segmentation_scores
-    from deepcolor.io import to_float
+    from deepcolor.metrics import segmentation_scores
+    from deepcolor.color import to_float
 
     preds, truths = [], []
     for s in samples:

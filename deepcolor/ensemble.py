@@ -31,9 +31,9 @@ from safetensors.torch import save as st_save
 from deepcolor import __version__
 from deepcolor.clustering.config import ClusterConfig
 from deepcolor.features.config import FeatureConfig
-from deepcolor.networks_config import TrainConfig
 from deepcolor.refine.config import RefineConfig
-from deepcolor.io import atomic_write_bytes, atomic_write_text
+from deepcolor.networks_config import TrainConfig
+from deepcolor.files import atomic_write_bytes, atomic_write_text
 from deepcolor.modelfiles import (FORMAT, FORMAT_VERSION, MANIFEST, ModelError, _sha,  # noqa: F401
                                   check_replaceable, check_settings_sha, new_folder_beside, read_verified,
                                   replace_folder, settings_sha, verify_model)

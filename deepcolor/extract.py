@@ -20,14 +20,17 @@ from pathlib import Path
 import numpy as np
 
 from deepcolor import __version__
-from deepcolor.color import rgb_to_yuv
-from deepcolor.features.config import FeatureConfig
-from deepcolor.core import resize_to, working_shape
 from deepcolor.clustering import image_descriptors
+from deepcolor.color import rgb_to_yuv, to_float
+from deepcolor.features.config import FeatureConfig
 from deepcolor.features import compute_features, load_parser
-from deepcolor.io import ImageError, atomic_write_bytes, atomic_write_text, find_images, read_image, to_float
+from deepcolor.files import atomic_write_bytes, atomic_write_text
+from deepcolor.images.formats import find_images
+from deepcolor.images.picture import ImageError
+from deepcolor.images.read import read_image
 from deepcolor.parallel import run
 from deepcolor.progress import progress_bar
+from deepcolor.resize import resize_to, working_shape
 
 log = logging.getLogger(__name__)
 

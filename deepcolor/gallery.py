@@ -17,9 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import cv2
 import numpy as np
+from PIL import Image
 
-from deepcolor.io import ImageError, atomic_write_bytes, atomic_write_text, read_rgb_u8
+from deepcolor.evaluate import pair_files
+from deepcolor.files import atomic_write_bytes, atomic_write_text
+from deepcolor.images.picture import ImageError
+from deepcolor.images.read import read_rgb_u8
+from deepcolor.metrics import psnr
+from deepcolor.parallel import run
 
 GALLERY_DIR = ".gallery"
 PAGE = "index.html"
@@ -58,8 +65,6 @@ def thumbnail(rgb, side=THUMB_SIDE):
     small : ndarray of shape (h, w, 3), uint8
         ``max(h, w) <= side``, aspect ratio kept (each side at least 1 px).
     """
-    import cv2
-
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"rgb must be a uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
@@ -73,8 +78,6 @@ def thumbnail(rgb, side=THUMB_SIDE):
 
 
 def _write_thumb(rgb, path):
-    import cv2
-
     small = thumbnail(rgb)
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(small[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
     if not ok:
@@ -92,8 +95,6 @@ def _fresh(thumb, source):
 
 
 def _thumb_size(path):
-    from PIL import Image
-
     with Image.open(path) as img:
         return img.height, img.width
 
@@ -104,8 +105,6 @@ def _make_row_thumbs(files, thumbs, with_psnr):
     Returns (sizes {role: (h, w)}, psnr or None, message); a file that cannot
     be read is named in the message and its thumbnail left out.
     """
-    from deepcolor.evaluate import psnr
-
     sizes, images, problems = {}, {}, []
     need_psnr = with_psnr and "truth" in files and "output" in files
     for role, path in files.items():
@@ -136,8 +135,6 @@ def _href(path, base):
 
 def _truth_pairs(out_dir, outputs, truth_dir):
     """{output path: truth path} for the outputs under `out_dir`, paired as `deepcolor evaluate` pairs them."""
-    from deepcolor.evaluate import pair_files
-
     pairing = pair_files(Path(truth_dir), Path(out_dir))
     wanted = {Path(o).absolute() for o in outputs}
     return {str(Path(pred).absolute()): str(truth) for _, truth, pred, _ in pairing.pairs
@@ -170,8 +167,6 @@ def write_gallery(out_dir, outcomes, truth_dir=None, jobs=1, title="deepcolor"):
     page : Path
         ``out_dir/index.html``.
     """
-    from deepcolor.parallel import run
-
     out_dir = Path(out_dir)
     thumb_dir = out_dir / GALLERY_DIR
     rows = []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepcolor.io import atomic_write_bytes, atomic_write_text
+from deepcolor.files import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def select_photos(folders, msrc_images=None, max_per_folder=None, seed=0):
     """
     import random
 
-    from deepcolor.io import find_images
+    from deepcolor.images.formats import find_images
 
     if max_per_folder is not None and max_per_folder < 1:
         raise ValueError(f"max_per_folder must be a positive int, got {max_per_folder!r}")

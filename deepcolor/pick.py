@@ -33,8 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
+from deepcolor.color import to_float
 from deepcolor.features.config import FeatureConfig
-from deepcolor.io import ImageError, atomic_write_bytes, atomic_write_text, find_images, read_image, to_float
+from deepcolor.files import atomic_write_bytes, atomic_write_text
+from deepcolor.images.formats import find_images
+from deepcolor.images.picture import ImageError
+from deepcolor.images.read import read_image
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +82,7 @@ def working_luma(image, working_size):
     from a reference; a grey image is its own luminance (spread 0).
     """
     from deepcolor.color import rgb_to_yuv
-    from deepcolor.core import resize_to, working_shape
+    from deepcolor.resize import resize_to, working_shape
     from deepcolor.extract import chroma_spread
 
     shape = working_shape(image.shape, working_size)

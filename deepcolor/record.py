@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from deepcolor.io import IMAGE_EXTENSIONS
+from deepcolor.images.formats import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 

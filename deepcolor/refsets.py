@@ -22,15 +22,15 @@ import shutil
 import sys
 from pathlib import Path
 
-from deepcolor.io import ImageError, find_images
+from deepcolor.features.labelsets import labelled_pairs
+from deepcolor.images.formats import find_images
+from deepcolor.images.picture import ImageError
 
 REFERENCE_SETS = ("wide", "bsds500")
 
 
 def reference_paths(name, data, intel_per_category=100, seed=0):
     """{source name: [photo paths]} of the reference set `name` under the data folder."""
-    from deepcolor.features.labelsets import labelled_pairs
-
     data = Path(data)
     if name not in REFERENCE_SETS:
         raise ValueError(f"reference set must be one of {REFERENCE_SETS}, got {name!r}")

@@ -32,8 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from deepcolor.evaluate import colourfulness, psnr, ssim
-from deepcolor.io import atomic_write_text, encode_image, find_images, read_rgb_u8, write_image
+from deepcolor.files import atomic_write_text
+from deepcolor.images.formats import find_images
+from deepcolor.images.read import read_rgb_u8
+from deepcolor.images.write import encode_image, write_image
+from deepcolor.metrics import colourfulness, psnr, ssim
 from deepcolor.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,7 @@ class Method:
 
 def load_test_set(test_dir, limit=None):
     """(stem, y (H, W) float32 from the 8-bit BT.601 luma, truth RGB uint8) per test photo, sorted."""
-    from deepcolor.bench import load_test_set as load_paths
+    from deepcolor.testsets import load_test_set as load_paths
 
     items = load_paths(find_images(test_dir)[:limit])
     if not items:
@@ -87,7 +90,7 @@ def deepcolor_methods(ref_dirs, work, jobs=1, seed=0, configs=None, quiet=False)
     Returns a list of `Method`. Variants that share a trained model (refinement
     off, selector off) are views of it and share its training time.
     """
-    from deepcolor.bench import train_pipeline
+    from deepcolor.bench_pipeline import train_pipeline
     from deepcolor.colorize import colorize_luma
     from deepcolor.settings import CONFIG_SECTIONS
 

@@ -423,7 +423,7 @@ class GreyParser:
 
         from deepcolor import __version__
         from deepcolor.ensemble import versions
-        from deepcolor.io import atomic_write_bytes, atomic_write_text
+        from deepcolor.files import atomic_write_bytes, atomic_write_text
 
         out_dir = Path(out_dir)
         if (out_dir / "manifest.json").exists() and not overwrite:

@@ -155,7 +155,7 @@ def read_labelled(photo, label_path):
     """A labelled photo: RGB uint8 (H, W, 3) and its label image (H, W) uint8; ValueError naming the file."""
     from PIL import Image
 
-    from deepcolor.io import read_rgb_u8
+    from deepcolor.images.read import read_rgb_u8
 
     rgb = read_rgb_u8(photo)
     try:

@@ -181,7 +181,7 @@ def test_load_training_set_shape(data, photos):
 
 def test_load_training_set_unit(photos):
     """L is the lightness of the photo's grey version; ab the colour photo's."""
-    from deepcolor.io import read_rgb_u8
+    from deepcolor.images.read import read_rgb_u8
 
     data = load_training_set(photos[:1], size=32)
     rgb = centre_square(read_rgb_u8(photos[0]), 32)  # (32, 32, 3)

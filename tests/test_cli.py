@@ -20,7 +20,7 @@ from PIL import Image
 
 import deepcolor
 from deepcolor import cli
-from deepcolor.cli.common import DEFAULT_MODEL
+from deepcolor.bundled import DEFAULT_MODEL
 from deepcolor.color import rgb_to_gray_u8
 
 

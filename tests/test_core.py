@@ -1,9 +1,10 @@
-"""deepcolor/core.py: working size, colour detection, luminance."""
+"""Working size (deepcolor/resize.py), colour detection and luminance (deepcolor/color.py)."""
 
 import numpy as np
 import pytest
 
-from deepcolor.core import is_colour, luminance, working_shape
+from deepcolor.color import is_colour, luminance
+from deepcolor.resize import working_shape
 
 
 @pytest.mark.parametrize("shape, size, expected", [

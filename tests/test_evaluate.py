@@ -8,14 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepcolor.evaluate import (
-    CONVENTIONS,
-    CSV_COLUMNS,
-    colourfulness,
-    evaluate_dirs,
-    psnr,
-    ssim,
-)
+from deepcolor.evaluate import CSV_COLUMNS, evaluate_dirs
+from deepcolor.metrics import CONVENTIONS, colourfulness, psnr, ssim
 
 
 def _rgb(h=13, w=9, seed=0):

@@ -19,7 +19,7 @@ from PIL import Image
 from deepcolor import cli
 from deepcolor.cli.learning import mu_note
 from deepcolor.color import combine_luma_chroma, rgb_to_gray_u8, rgb_to_yuv, scale_chroma
-from deepcolor.evaluate import colourfulness
+from deepcolor.metrics import colourfulness
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Tests for deepcolor.io: finding, reading and writing images with their metadata, atomic writes."""
+"""deepcolor.images and deepcolor.files: finding, reading and writing images with their metadata, atomic writes."""
 
 import logging
 import os
@@ -10,22 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepcolor import io as dio
-from deepcolor.io import (
-    IMAGE_EXTENSIONS,
-    MAX_PIXELS,
-    OUTPUT_FORMATS,
-    ImageError,
-    Picture,
-    atomic_write_bytes,
-    atomic_write_text,
-    find_images,
-    read_image,
-    read_picture,
-    read_rgb_u8,
-    write_image,
-    write_picture,
-)
+from deepcolor import files as dio
+from deepcolor.files import atomic_write_bytes, atomic_write_text
+from deepcolor.images.formats import IMAGE_EXTENSIONS, OUTPUT_FORMATS, find_images
+from deepcolor.images.picture import MAX_PIXELS, ImageError, Picture
+from deepcolor.images.read import read_image, read_picture, read_rgb_u8
+from deepcolor.images.write import write_image, write_picture
 
 H, W = 13, 9  # odd, non-square: a swapped axis shows
 
@@ -964,7 +954,7 @@ def test_write_picture_alpha_rescaled(tmp_path):
 @pytest.mark.parametrize("suffix", [".jpg", ".bmp"])
 def test_write_picture_alpha_dropped(tmp_path, caplog, suffix):
     path = tmp_path / f"out{suffix}"
-    with caplog.at_level(logging.WARNING, logger="deepcolor.io"):
+    with caplog.at_level(logging.WARNING, logger="deepcolor.images"):
         write_picture(path, _smooth_rgb(), _picture(_smooth_rgb(), _alpha()))
     assert [r.getMessage() for r in caplog.records] == [
         f"{path}: {OUTPUT_FORMATS[suffix].name} holds no alpha channel; the transparency of the input is dropped"]
@@ -989,7 +979,7 @@ def test_write_picture_icc(tmp_path, suffix, dtype):
 ])
 def test_write_picture_icc_dropped(tmp_path, caplog, icc, suffix, message):
     path = tmp_path / f"out{suffix}"
-    with caplog.at_level(logging.DEBUG, logger="deepcolor.io"):
+    with caplog.at_level(logging.DEBUG, logger="deepcolor.images"):
         write_picture(path, _rgb(), _picture(_rgb(), icc=icc()))
     assert f"{path}: {message}" in [r.getMessage() for r in caplog.records]
     assert all(r.levelno == logging.DEBUG for r in caplog.records)
@@ -1016,7 +1006,7 @@ def test_write_picture_exif(tmp_path, suffix, dtype):
 
 def test_write_picture_exif_bmp_dropped(tmp_path, caplog):
     path = tmp_path / "out.bmp"
-    with caplog.at_level(logging.DEBUG, logger="deepcolor.io"):
+    with caplog.at_level(logging.DEBUG, logger="deepcolor.images"):
         write_picture(path, _rgb(), _picture(_rgb(), exif=_exif().tobytes()))
     assert f"{path}: BMP holds no EXIF data; the input's EXIF is dropped" in [r.getMessage() for r in caplog.records]
 
@@ -1037,7 +1027,7 @@ def test_write_picture_exif_too_long_for_jpeg(tmp_path, caplog):
     exif = _exif(make="x" * 70_000).tobytes()
     source = _picture(_smooth_rgb(), exif=exif)
     path = tmp_path / "out.jpg"
-    with caplog.at_level(logging.WARNING, logger="deepcolor.io"):
+    with caplog.at_level(logging.WARNING, logger="deepcolor.images"):
         write_picture(path, _smooth_rgb(), source)
     assert [r.getMessage() for r in caplog.records] == [
         f"{path}: EXIF data of {len(exif)} bytes do not fit in a JPEG APP1 segment; dropped"]

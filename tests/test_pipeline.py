@@ -17,14 +17,14 @@ import pytest
 import torch
 from PIL import Image
 
-from deepcolor import io as dio
+from deepcolor import files as dio
 from deepcolor.color import rgb_to_gray_u8, rgb_to_yuv
 from deepcolor.colorize import colorize_file, colorize_luma, plan_outputs
 from deepcolor.features.config import FeatureConfig
 from deepcolor.networks_config import TrainConfig
 from deepcolor.ensemble import Model, ModelError
 from deepcolor.extract import MANIFEST, extract_folder, load_manifest, load_shards
-from deepcolor.io import ImageError
+from deepcolor.images.picture import ImageError
 from deepcolor.networks import predict, train_network
 from deepcolor.train import split_images, train_model
 

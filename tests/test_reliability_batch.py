@@ -298,7 +298,7 @@ def test_colorize_long_output_names(run, tmp_path, tiny_scene, tiny_model_dir, l
     _save(src / name, _grey(tiny_scene, 30))
     out = tmp_path / "out"
     out.mkdir()
-    from deepcolor.io import partial_name_prefix
+    from deepcolor.files import partial_name_prefix
 
     stale = out / f"{partial_name_prefix(name)}0a1b2c3d.part"  # a killed run's temporary file
     stale.write_bytes(b"x")

@@ -2,7 +2,7 @@
 
 The orientation test writes the same displayed picture, stored turned by
 each EXIF/TIFF orientation 1..8, through every decode path of
-`deepcolor.io.read_picture` (8- and 16-bit; grey, grey+alpha, RGB, RGBA;
+`deepcolor.images.read.read_picture` (8- and 16-bit; grey, grey+alpha, RGB, RGBA;
 PNG, TIFF raw/deflate/LZW, JPEG, WebP) and checks that the picture comes
 back as displayed. The expected pixels come from the EXIF specification's
 table (checked here against Pillow's ``exif_transpose`` and OpenCV's
@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepcolor.io import ImageError, display_path, read_picture
+from deepcolor.files import display_path
+from deepcolor.images.picture import ImageError
+from deepcolor.images.read import read_picture
 
 H, W = 24, 40  # odd aspect, multiples of 8 (JPEG blocks)
 
@@ -163,7 +165,7 @@ def _write_case(tmp_path, case, orientation):
     stored = np.ascontiguousarray(INVERSE[orientation](shown))
     base = tmp_path / f"{name}-o{orientation}"
     if writer is None:  # deepcolor's own PNG writer puts eXIf first
-        from deepcolor.io import _encode_png
+        from deepcolor.images.write import _encode_png
 
         exif = _exif(orientation).tobytes()
         exif = exif if exif.startswith(b"Exif") else b"Exif\x00\x00" + exif

@@ -57,7 +57,7 @@ def test_run_report_deepcolor_ablation(split, tmp_path, tiny_configs, torch_one_
 
 def test_score_matches_evaluate_psnr(tiny_scene):
     """The report's PSNR of a method is the project's psnr of its output against the truth."""
-    from deepcolor.evaluate import psnr
+    from deepcolor.metrics import psnr
 
     truth = tiny_scene(30, 40, 950)
     y = rgb_to_gray_u8(truth).astype(np.float32) / 255

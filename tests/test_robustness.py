@@ -20,7 +20,7 @@ from PIL import Image
 
 from deepcolor import cli, record
 from deepcolor.color import rgb_to_gray_u8
-from deepcolor.io import display_path
+from deepcolor.files import display_path
 
 
 def _save(path, image, **kwargs):
@@ -52,7 +52,7 @@ def _issue13_good(src, grey):
     import cv2
     import tifffile
 
-    from deepcolor.io import _encode_png
+    from deepcolor.images.write import _encode_png
 
     g = grey[0]  # (40, 36)
     files = {}

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from deepcolor.evaluate import segmentation_scores
+from deepcolor.metrics import segmentation_scores
 from deepcolor.features.semantic import (
     ADE20K_MODEL_NAME,
     ADE20K_TO_SHARED,

@@ -32,7 +32,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deepcolor.io import ImageError, atomic_write_bytes, atomic_write_text, read_rgb_u8, to_float
+from deepcolor.color import to_float
+from deepcolor.files import atomic_write_bytes, atomic_write_text
+from deepcolor.images.picture import ImageError
+from deepcolor.images.read import read_rgb_u8
 from deepcolor.modelfiles import MANIFEST, ModelError, _sha, read_verified
 
 log = logging.getLogger(__name__)

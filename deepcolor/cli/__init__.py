@@ -20,7 +20,7 @@ from deepcolor.cli.colorizing import add_colorize
 from deepcolor.cli.common import CommandError, setup_logging, shared_options
 from deepcolor.cli.learning import add_features, add_parser_train, add_pick, add_train
 from deepcolor.cli.scoring import add_evaluate, add_report
-from deepcolor.io import ImageError
+from deepcolor.images.picture import ImageError
 from deepcolor.modelfiles import ModelError
 
 log = logging.getLogger("deepcolor")

@@ -6,11 +6,13 @@ import time
 import tomllib
 from pathlib import Path
 
-from deepcolor.cli.common import DEFAULT_MODEL, CommandError, check_model_dir, configs, parallel_backend, \
+from deepcolor.bundled import DEFAULT_MODEL
+from deepcolor.cli.common import CommandError, check_model_dir, configs, parallel_backend, \
     saturation_type
 from deepcolor.colorize import METHODS, Outcome, colorize_batch, load_colorizer, plan_outputs
 from deepcolor.gallery import write_gallery
-from deepcolor.io import MAX_PIXELS, display_path
+from deepcolor.files import display_path
+from deepcolor.images.picture import MAX_PIXELS
 from deepcolor.modelfiles import SETTING_LIMITS, verify_model
 from deepcolor.record import append_record, colorize_log_path, end_partial_line
 

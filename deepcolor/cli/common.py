@@ -8,13 +8,10 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from deepcolor.config import CONFIG_SECTIONS, load_toml
+from deepcolor.settings import CONFIG_SECTIONS, load_settings
 from deepcolor.parallel import BACKENDS, backend
 
 log = logging.getLogger("deepcolor")
-
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default"
-
 
 class CommandError(Exception):
     """A failure that stops the command; its message is printed as is."""
@@ -32,7 +29,7 @@ def setup_logging(verbose, quiet):
 def configs(args):
     """The settings of every stage: the --config file's, else the defaults."""
     if getattr(args, "config", None):
-        return load_toml(args.config)
+        return load_settings(args.config)
     return {name: cls() for name, cls in CONFIG_SECTIONS.items()}
 
 

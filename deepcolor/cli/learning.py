@@ -8,9 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from deepcolor.cli.common import DEFAULT_MODEL, CommandError, check_model_dir, configs, parallel_backend
+from deepcolor.bundled import DEFAULT_MODEL
+from deepcolor.cli.common import CommandError, check_model_dir, configs, parallel_backend
 from deepcolor.clustering import DESCRIPTORS
-from deepcolor.config import ClusterConfig
+from deepcolor.clustering.config import ClusterConfig
 from deepcolor.distill import DistillConfig, run as run_distill
 from deepcolor.extract import extract_folder
 from deepcolor.features import DAISY_BACKENDS, FEATURES

@@ -9,13 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deepcolor.bench import load_test_set
+from deepcolor.testsets import load_test_set
 from deepcolor.bench_quality import test_sets
 from deepcolor.colorize import colorize_luma
 from deepcolor.ensemble import Model
-from deepcolor.evaluate import psnr
+from deepcolor.metrics import psnr
 from deepcolor.features.semantic import default_parser_dir
-from deepcolor.io import atomic_write_bytes
+from deepcolor.files import atomic_write_bytes
 
 data = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
 model = Model.load(default_parser_dir().parent / "default")

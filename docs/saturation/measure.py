@@ -1,7 +1,7 @@
 """Measure `colorize --saturation` on the BSDS500 test set (docs/DESIGN.md, "Saturation").
 
 The bundled model colorizes each of the 200 test photos once (grey input = the
-8-bit BT.601 luma of the truth, as `make bench` makes it, `deepcolor.bench.load_test_set`);
+8-bit BT.601 luma of the truth, as `make bench` makes it, `deepcolor.testsets.load_test_set`);
 its refined U, V are then scaled by each factor and composed exactly as
 `deepcolor colorize --saturation` does (`scale_chroma`, then `compose`), and
 scored by PSNR (RGB, uint8, native size) and the colourfulness of Hasler and
@@ -21,13 +21,13 @@ import numpy as np
 
 
 def main(argv=None):
-    from deepcolor.bench import default_data_dir, load_test_set
-    from deepcolor.cli.common import DEFAULT_MODEL
+    from deepcolor.testsets import default_data_dir, load_test_set
+    from deepcolor.bundled import DEFAULT_MODEL
     from deepcolor.color import scale_chroma
     from deepcolor.colorize import compose, predict_chroma, working_luma
     from deepcolor.ensemble import Model
-    from deepcolor.evaluate import colourfulness, psnr
-    from deepcolor.io import find_images
+    from deepcolor.metrics import colourfulness, psnr
+    from deepcolor.images.formats import find_images
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, help="data folder (default: $DEEPCOLOR_DATA or ../shared/data)")

@@ -3,7 +3,7 @@ import json, sys
 from pathlib import Path
 from deepcolor.bench import run_parsing
 from deepcolor.features.config import FeatureConfig
-from deepcolor.io import find_images
+from deepcolor.images.formats import find_images
 data = Path("../shared/data")
 r = run_parsing(data, FeatureConfig(), find_images(data / "bsds500" / "test")[:50])
 print(json.dumps(r, indent=1))

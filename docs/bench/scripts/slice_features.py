@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from deepcolor.features.config import FeatureConfig
 from deepcolor.extract import _shard_name, load_manifest, MANIFEST
-from deepcolor.io import atomic_write_bytes, atomic_write_text
+from deepcolor.files import atomic_write_bytes, atomic_write_text
 
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])
 keep = tuple(sys.argv[3].split(",")) if len(sys.argv) > 3 else ("patch", "daisy")

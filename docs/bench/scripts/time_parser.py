@@ -4,7 +4,8 @@ import numpy as np, torch
 from deepcolor.bench_parsing import _grey, time_parser
 from deepcolor.features.deeplab import GreyParser
 from deepcolor.features.semantic import default_parser_dir
-from deepcolor.io import find_images, read_rgb_u8
+from deepcolor.images.formats import find_images
+from deepcolor.images.read import read_rgb_u8
 torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
 p = GreyParser.load(default_parser_dir())
 ys = [_grey(read_rgb_u8(x)) for x in find_images("../shared/data/bsds500/test")[:50]]
