@@ -495,7 +495,7 @@ def bench_baselines(ref_paths, items, intel_dir, intel_refs=600, intel_test_per_
     last epoch (1-based) and the mean and median PSNR of its colorizations.
     """
     from deepcolor.baselines import BASELINES
-    from deepcolor.baselines.common import load_training_set
+    from deepcolor.baselines.data import load_training_set
     from deepcolor.report import REPORT_PATIENCE, folder_labels
 
     def run(name, data, test, epochs, **settings):
