@@ -153,7 +153,8 @@ def ensemble_table(model, items):
     dict of ``psnr`` (n_images, n_networks), ``gist``, ``semantic``, ``histogram`` (n_images, .)
     """
     from deepcolor.clustering import image_descriptors
-    from deepcolor.colorize import compose, refine_chroma, working_luma
+    from deepcolor.chroma import refine_chroma, working_luma
+    from deepcolor.colorize import compose
     from deepcolor.features import compute_features, load_parser
 
     fcfg = model.feature_config

@@ -785,3 +785,11 @@ def test_registry():
 
 def test_count_parameters():
     assert count_parameters(torch.nn.Linear(3, 2)) == 8
+
+
+def test_predict_chroma_full_size(fitted):
+    """The colorizer interface (issue 14): a baseline's U, V at the input's full size, no record."""
+    y = np.linspace(0, 1, 50 * 37, dtype=np.float32).reshape(50, 37)
+    uv, record = fitted["palette"].predict_chroma(y)
+    assert record is None and uv.shape == (50, 37, 2)
+    np.testing.assert_array_equal(uv, fitted["palette"].chroma(y))
