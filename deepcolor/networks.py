@@ -139,7 +139,8 @@ def train_network(x_train, y_train, x_val, y_val, cfg, progress=None, block=None
 
     h = fit(net, _batch_mse, tensors, opt, gen, cfg.max_epochs, cfg.batch_size,
             validate=lambda m: _mse(m, x_val, y_val, w_val), patience=cfg.patience, min_delta=1e-7,
-            initial_loss=init_val_mse, progress=None if progress is None else report)
+            initial_loss=init_val_mse, progress=None if progress is None else report,
+            check_finite=False)  # as ever: a NaN epoch never counts as best, and patience ends it
     history = {"train_mse": h["train_loss"], "val_mse": h["val_loss"]}
     if init is not None:
         history["init_val_mse"] = init_val_mse

@@ -52,14 +52,14 @@ def _state(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def _epoch(module, loss_fn, tensors, optimizer, gen, order, batch_size, flip, epoch):
+def _epoch(module, loss_fn, tensors, optimizer, gen, order, batch_size, flip, epoch, check_finite):
     """One pass over the items `order` in batches; returns the sum of batch loss x batch size."""
     total = 0.0
     for i in range(0, len(order), batch_size):
         b = order[i:i + batch_size]
         batch = [t[b] for t in tensors]
         loss = loss_fn(module, *(flip_half(batch, gen) if flip else batch))
-        if not torch.isfinite(loss):
+        if check_finite and not torch.isfinite(loss):
             raise FloatingPointError(f"training diverged: loss {loss.item()} in epoch {epoch}; "
                                      f"try a smaller lr than {optimizer.param_groups[0]['lr']}")
         optimizer.zero_grad(set_to_none=True)
@@ -70,8 +70,8 @@ def _epoch(module, loss_fn, tensors, optimizer, gen, order, batch_size, flip, ep
 
 
 def fit(module, loss_fn, tensors, optimizer, gen, epochs, batch_size, *, train_idx=None, validate=None,
-        patience=None, min_delta=0.0, flip=False, initial_loss=None, progress=None):
-    """Train `module` in place on mini-batches; restore the weights of the best held-out epoch.
+        patience=None, min_delta=0.0, flip=False, initial_loss=None, progress=None, check_finite=True):
+    """Train `module` in place on mini-batches; restore the best held-out epoch's weights.
 
     Parameters
     ----------
@@ -82,17 +82,15 @@ def fit(module, loss_fn, tensors, optimizer, gen, epochs, batch_size, *, train_i
     tensors : sequence of torch.Tensor
         Same length on the first axis (items: pixels, images).
     optimizer : torch.optim.Optimizer
-        Over `module`'s parameters.
     gen : torch.Generator
         Draws each epoch's batch order, then (`flip`) each batch's mirroring.
     epochs, batch_size : int
         Maximum number of passes over the training items; items per batch.
     train_idx : torch.Tensor of int64, optional
-        The items trained on (default: all, in the order ``randperm`` gives).
+        The items trained on (default: all).
     validate : callable, optional
-        ``validate(module) -> float``, the held-out loss (lower is better),
-        called after every epoch. Without it no epoch is chosen: the last
-        epoch's weights are kept and the held-out losses are None.
+        ``validate(module) -> float``, the held-out loss (lower is better)
+        after every epoch. Without it the last epoch's weights are kept.
     patience, min_delta : int or None, float, optional
         Stop after `patience` epochs without a held-out loss lower than the
         best by more than `min_delta`; None runs all `epochs`.
@@ -103,6 +101,8 @@ def fit(module, loss_fn, tensors, optimizer, gen, epochs, batch_size, *, train_i
         epoch must beat; if none does, the given weights are restored.
     progress : callable, optional
         Called after each epoch with a dict (epoch, train_loss, val_loss).
+    check_finite : bool, optional
+        Raise at the first batch loss that is not finite (else train on).
 
     Returns
     -------
@@ -113,7 +113,7 @@ def fit(module, loss_fn, tensors, optimizer, gen, epochs, batch_size, *, train_i
     Raises
     ------
     FloatingPointError
-        When a batch's loss is not finite (training diverged).
+        When a batch's loss is not finite (training diverged) and `check_finite`.
     """
     n_train = len(tensors[0]) if train_idx is None else len(train_idx)
     history = {"train_loss": [], "val_loss": []}
@@ -127,7 +127,7 @@ def fit(module, loss_fn, tensors, optimizer, gen, epochs, batch_size, *, train_i
         if train_idx is not None:
             order = train_idx[order]
         history["train_loss"].append(_epoch(module, loss_fn, tensors, optimizer, gen, order, batch_size, flip,
-                                            epoch) / n_train)
+                                            epoch, check_finite) / n_train)
         val_loss = None if validate is None else validate(module)
         history["val_loss"].append(val_loss)
         if progress is not None:

@@ -54,9 +54,9 @@ class Baseline:
     width : int, optional
         Channels of the network's first layer; deeper layers are multiples.
     epochs, batch_size, lr, val_fraction, patience, flip : optional
-        Training settings, see `deepcolor.training.fit_held_out`. Mirroring (`flip`) is
-        on by default: it raised the mean PSNR on the BSDS500 test photos
-        by 0.08 to 0.37 dB (docs/DESIGN.md).
+        Training settings, see `deepcolor.training.fit_held_out`. Mirroring
+        (`flip`) is on by default: it raised the mean PSNR on the BSDS500
+        test photos by 0.08 to 0.37 dB (docs/DESIGN.md).
     seed : int, optional
         Seeds the weights' initialisation, the held-out split and the batch
         order (and the k-means of the palette baseline).
