@@ -1,4 +1,4 @@
-"""One training loop for the networks deepcolor trains: mini-batches, Adam, early stopping.
+"""One training loop for the networks deepcolor trains: mini-batches, early stopping, best weights kept.
 
 `fit` is the loop: a seeded batch order each epoch, optional mirroring of a
 random half of each batch (`flip_half`), a held-out loss after every epoch,
