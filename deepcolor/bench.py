@@ -194,7 +194,7 @@ def bench_baselines(ref_paths, items, intel_dir, intel_refs=600, intel_test_per_
     last epoch (1-based) and the mean and median PSNR of its colorizations.
     """
     from deepcolor.baselines import BASELINES  # lazy: torch is heavy
-    from deepcolor.baselines.common import load_training_set
+    from deepcolor.baselines.data import load_training_set
     def run(name, data, test, epochs, **settings):
         start = time.perf_counter()
         model = BASELINES[name](seed=seed, epochs=epochs, patience=REPORT_PATIENCE, **settings)

@@ -10,7 +10,8 @@ import numpy as np
 
 from deepcolor.bench_pipeline import train_pipeline
 from deepcolor.clustering import combine, image_descriptors, select_cluster
-from deepcolor.colorize import compose, refine_chroma, working_luma
+from deepcolor.chroma import refine_chroma, working_luma
+from deepcolor.colorize import compose
 from deepcolor.features import compute_features, load_parser
 from deepcolor.images.formats import find_images
 from deepcolor.metrics import psnr

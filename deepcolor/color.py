@@ -15,6 +15,7 @@ References
 """
 
 import math
+import warnings
 
 import cv2
 import numpy as np
@@ -237,3 +238,95 @@ def scale_chroma(uv, factor):
     if not isinstance(factor, (int, float, np.floating, np.integer)) or not math.isfinite(factor) or factor < 0:
         raise ValueError(f"saturation factor must be a finite number >= 0, got {factor!r}")
     return uv if factor == 1 else uv * np.float32(factor)
+
+
+# --- CIE Lab ----------------------------------------------------------------------------------
+# scikit-image's CIELAB (sRGB, D65, 2 degree observer): L in [0, 100], a and b in Lab units.
+# The comparison systems (`deepcolor.baselines`) work in it; deepcolor itself in YUV.
+
+
+def rgb_to_lab(rgb):
+    """CIELAB lightness and chrominance of an sRGB image (scikit-image's `rgb2lab`).
+
+    Parameters
+    ----------
+    rgb : ndarray of shape (H, W, 3)
+        uint8, or float in [0, 1].
+
+    Returns
+    -------
+    L : ndarray of shape (H, W), float32
+        Lightness in [0, 100].
+    ab : ndarray of shape (H, W, 2), float32
+        a and b in Lab units: within a in [-86.2, 98.2], b in [-107.9, 94.5]
+        for sRGB colours.
+    """
+    from skimage.color import rgb2lab  # lazy: scikit-image's colour module loads scipy (0.4 s)
+
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"rgb must have shape (H, W, 3), got {rgb.shape}")
+    if rgb.dtype == np.uint8:
+        rgb = rgb.astype(np.float32) / np.float32(255.0)
+    elif not np.issubdtype(rgb.dtype, np.floating):
+        raise TypeError(f"rgb must be uint8 or float in [0, 1], got {rgb.dtype}")
+    lab = rgb2lab(rgb).astype(np.float32, copy=False)  # (H, W, 3)
+    return lab[..., 0], lab[..., 1:]
+
+
+def lab_to_rgb(L, ab):
+    """sRGB of CIELAB colours (scikit-image's `lab2rgb`), clipped to the gamut.
+
+    Parameters
+    ----------
+    L : ndarray of shape (H, W)
+        Lightness in [0, 100].
+    ab : ndarray of shape (H, W, 2)
+        Chrominance in Lab units.
+
+    Returns
+    -------
+    rgb : ndarray of shape (H, W, 3), float32 in [0, 1]
+
+    Notes
+    -----
+    A predicted (L, a, b) may lie outside the sRGB gamut; scikit-image clips
+    the XYZ and RGB values (its warning about clipped negative Z values is
+    silenced: clipping is the intended handling here). The baselines use only
+    the chroma of this colour, at the input's own luminance.
+    """
+    from skimage.color import lab2rgb  # lazy: scikit-image's colour module loads scipy (0.4 s)
+
+    L = np.asarray(L, dtype=np.float32)
+    ab = np.asarray(ab, dtype=np.float32)
+    if L.ndim != 2 or ab.shape != L.shape + (2,):
+        raise ValueError(f"L must be (H, W) and ab (H, W, 2), got {L.shape} and {ab.shape}")
+    lab = np.concatenate([L[..., None], ab], axis=-1)  # (H, W, 3)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*negative Z values.*")
+        return lab2rgb(lab).astype(np.float32, copy=False)
+
+
+def luma_to_lightness(y):
+    """CIELAB lightness L of the grey sRGB colour (y, y, y), for BT.601 luminance y.
+
+    Parameters
+    ----------
+    y : ndarray of shape (H, W), float in [0, 1]
+
+    Returns
+    -------
+    L : ndarray of shape (H, W), float32 in [0, 100]
+
+    Notes
+    -----
+    This is what a baseline sees of a grey input: the grey photo (R = G = B =
+    Y) in Lab. It is computed in closed form (sRGB decoding, then CIE 1976
+    L*), equal to scikit-image's ``rgb2lab`` of the grey image within 1e-3
+    (`test_luma_to_lightness_unit`) at a third of the cost.
+    """
+    y = np.clip(np.asarray(y, dtype=np.float32), 0.0, 1.0)
+    linear = np.where(y <= 0.04045, y / 12.92, ((y + 0.055) / 1.055) ** 2.4)  # relative luminance Y/Yn
+    eps = (6.0 / 29.0) ** 3
+    f = np.where(linear > eps, np.cbrt(linear), linear / (3 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
+    return (116.0 * f - 16.0).astype(np.float32)

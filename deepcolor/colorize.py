@@ -1,10 +1,10 @@
 """`deepcolor colorize`: grey photos in, colour photos out (Cheng et al. 2015, Fig. 2).
 
-Per image: luminance Y at full resolution -> Y at the working size ->
-(an ensemble: the cluster chosen by global descriptor and semantic histogram)
--> per-pixel features -> that cluster's network -> U, V -> joint bilateral refinement guided by Y
--> U, V upsampled (bilinear) to full resolution -> the original Y with the
-predicted U, V, kept in gamut at constant luminance.
+Per image: luminance Y at full resolution -> the colorizer's U, V
+(``model.predict_chroma(y)``: deepcolor's model, `deepcolor.chroma`, at the
+working size; a baseline's at full size) -> U, V upsampled (bilinear) to full
+resolution -> the original Y with the predicted U, V, kept in gamut at
+constant luminance.
 """
 
 import logging
@@ -17,84 +17,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from deepcolor.baselines import NAMES as BASELINE_NAMES
 from deepcolor.color import combine_luma_chroma, is_colour, luminance, scale_chroma, to_integer
-from deepcolor.features import compute_features
 from deepcolor.files import display_path, remove_partial_files
 from deepcolor.images.formats import IMAGE_EXTENSIONS, find_images
 from deepcolor.images.picture import MAX_PIXELS, ImageError
 from deepcolor.images.read import read_picture
 from deepcolor.images.write import write_picture
+from deepcolor.modelfiles import ModelError
 from deepcolor.parallel import run, run_isolated, using_dask
 from deepcolor.progress import progress_bar
-from deepcolor.refine import joint_bilateral_refine
-from deepcolor.resize import resize_to, working_shape
+from deepcolor.refine.config import RefineConfig
+from deepcolor.resize import resize_to
 
 log = logging.getLogger(__name__)
 
 STRIP_ROWS = 512  # full-resolution rows combined at a time, bounding peak memory
-
-
-def predict_chroma(model, y_work):
-    """Refined U, V (h, w, 2) float32 for the working-size luminance (h, w), and the cluster record.
-
-    The record is None for a single network, else `Model.choose_network`'s.
-    An image smaller than the features reach (`min_working_side`) is padded
-    by repeating its last row and column, and the prediction cut back to
-    (h, w): a 1 x 1 or 5 x 5 image is colorized, not refused.
-    """
-    h, w = y_work.shape
-    need = min_working_side(model.feature_config)
-    if h < need or w < need:
-        padded = cv2.copyMakeBorder(np.ascontiguousarray(y_work, np.float32), 0, max(0, need - h), 0,
-                                    max(0, need - w), cv2.BORDER_REPLICATE)
-        uv, record = predict_chroma(model, padded)
-        return np.ascontiguousarray(uv[:h, :w]), record
-    network, record = model.choose_network(y_work)
-    fcfg = model.feature_config
-    feats = compute_features(y_work, fcfg.features, fcfg.params())  # (h, w, D)
-    uv = model.predict_uv(feats.reshape(-1, feats.shape[-1]), network).reshape(y_work.shape + (2,))
-    return refine_chroma(model, uv, y_work), record
-
-
-def min_working_side(feature_config):
-    """The fewest rows and columns the features are computed on (smaller images are padded to it).
-
-    The patch and DAISY reach `patch_size // 2` and `daisy_radius` px around
-    each pixel, with reflected borders that need one more; the scene parser
-    and the global descriptors of an ensemble want some context, so never
-    fewer than 16 px.
-    """
-    return max(feature_config.patch_size // 2 + 1, feature_config.daisy_radius + 1, MIN_WORK_SIDE)
-
-
-MIN_WORK_SIDE = 16
-
-
-def refine_chroma(model, uv, y_work):
-    """The model's joint bilateral refinement of U, V (h, w, 2) guided by Y (h, w), if enabled."""
-    rcfg = model.refine_config
-    if rcfg.enabled:
-        uv = joint_bilateral_refine(uv, y_work, rcfg.diameter, rcfg.sigma_color, rcfg.sigma_space)
-    return uv
-
-
-def working_luma(model, y):
-    """The working-size luminance (h, w) of a full-resolution one (H, W).
-
-    The longest side is scaled to the working size (never up). A panorama's
-    short side would shrink below what the features reach (a 20000 x 300
-    scan: 256 x 4 px): that side is kept at `min_working_side` px, or its
-    full size if smaller, so the features see the picture rather than a
-    padded line. `predict_chroma` pads what is still smaller.
-    """
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim != 2:
-        raise ValueError(f"y must be a 2-D (H, W) luminance image, got shape {y.shape}")
-    fcfg = model.feature_config
-    work = working_shape(y.shape, fcfg.working_size)
-    need = min_working_side(fcfg)
-    work = tuple(max(side, min(full, need)) for side, full in zip(work, y.shape))
-    return np.clip(resize_to(y, work), 0, 1)
 
 
 def compose(y, uv_work, dtype=np.uint8):
@@ -173,15 +111,12 @@ def colorize_luma_record(model, y, dtype=np.uint8, saturation=1.0):
     `saturation` scales the predicted chroma at constant luminance (`scale_chroma`).
     """
     y = np.asarray(y, dtype=np.float32)
-    if not hasattr(model, "choose_network"):  # a baseline: its full-size chroma under Y
-        return compose(y, scale_chroma(model.chroma(y), saturation), dtype), None
-    uv, record = predict_chroma(model, working_luma(model, y))
+    uv, record = model.predict_chroma(y)  # working size (deepcolor) or full size (a baseline)
     return compose(y, scale_chroma(uv, saturation), dtype), record
 
 
-# deepcolor, then the names of `deepcolor.baselines.BASELINES` (spelled out: importing that
-# registry imports torch, and `deepcolor --help` lists these; a test keeps the two equal).
-METHODS = ("deepcolor", "autoencoder", "unet-regression", "unet-classification", "palette", "iizuka")
+# deepcolor, then the baselines' names (`deepcolor.baselines.NAMES`: known without importing torch)
+METHODS = ("deepcolor", *BASELINE_NAMES)
 
 
 def load_colorizer(model_dir, method="deepcolor"):
@@ -192,13 +127,12 @@ def load_colorizer(model_dir, method="deepcolor"):
     ModelError
         A broken model directory, or one that holds another method than `method`.
     """
+    # lazy: both import torch, and `deepcolor --help` imports this module for METHODS
+    from deepcolor.baselines.estimator import Baseline
+    from deepcolor.ensemble import Model
+
     if method == "deepcolor":
-        from deepcolor.ensemble import Model
-
         return Model.load(model_dir)
-    from deepcolor.baselines.common import Baseline
-    from deepcolor.modelfiles import ModelError
-
     baseline = Baseline.load(model_dir)
     if baseline.name != method:
         raise ModelError(f"{model_dir}: holds the {baseline.name!r} baseline, not {method!r}")
@@ -220,13 +154,13 @@ def colorize_file(model, src, dst, overwrite=False, max_pixels=MAX_PIXELS, satur
 
     The input's bit depth is kept where the output format holds it (16-bit
     PNG and TIFF), its alpha channel, ICC profile and EXIF data are put back
-    (`deepcolor.io.write_picture`), and the output is written atomically: a
+    (`deepcolor.images.write.write_picture`), and the output is written atomically: a
     killed run leaves either no output or a complete one. Temporary files of
     an earlier killed run for `dst` are removed first.
 
     `root` (OUT, which `dst` lies in) confines the writing: no symlink below
     it is followed, and an output name that is a symlink is refused, so
-    nothing is ever written outside OUT (`deepcolor.io.atomic_write_bytes`).
+    nothing is ever written outside OUT (`deepcolor.files.atomic_write_bytes`).
 
     Returns
     -------
@@ -288,7 +222,7 @@ def plan_outputs(src, dst, suffix=".png", ignored=None):
     skipped. When `dst` lies inside `src`, the files under `dst` are not
     taken as inputs; `src` inside `dst` is fine. `ignored` (a list) receives
     (path, reason) for each file or folder left alone: not an image, hidden
-    (`deepcolor.io.find_images`), OUT's own files excepted.
+    (`deepcolor.images.formats.find_images`), OUT's own files excepted.
 
     Raises
     ------
@@ -348,7 +282,7 @@ def _worker_colorize(model_dir, src, dst, overwrite, max_pixels, method="deepcol
     `refine` (a dict of `RefineConfig` fields, or None) replaces the model's
     refinement settings (``colorize --config`` with a ``[refine]`` table).
     """
-    import torch
+    import torch  # lazy: torch is heavy, and `deepcolor --help` imports this module for METHODS
 
     key = (str(Path(model_dir).resolve()), method)
     if key not in _WORKER_MODELS:
@@ -357,8 +291,6 @@ def _worker_colorize(model_dir, src, dst, overwrite, max_pixels, method="deepcol
         _WORKER_MODELS[key] = load_colorizer(model_dir, method)
     model = _WORKER_MODELS[key]
     if refine is not None:
-        from deepcolor.refine.config import RefineConfig
-
         model.refine_config = RefineConfig.from_dict(refine)
     return colorize_file(model, src, dst, overwrite, max_pixels, saturation, root)
 
@@ -370,7 +302,7 @@ def _in_process(model, pairs, overwrite, max_pixels, saturation=1.0, root=None):
     made them slower, not faster (prediction 75-92 ms per 481x321 image with two
     threads against 37-61 ms with one, three alternating runs, docs/DESIGN.md).
     """
-    import torch
+    import torch  # lazy: torch is heavy, and `deepcolor --help` imports this module for METHODS
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)

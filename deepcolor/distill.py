@@ -19,6 +19,14 @@ made everywhere in deepcolor. The parser of the best validation pixel
 accuracy is kept; validation photos are held out from the labelled training
 splits and never trained on; the evaluation splits (MSRC-v2 every third photo,
 Stanford Background test, CamVid test) are used by neither.
+
+The training loop (`distill`) is not `deepcolor.training.fit`, the loop of
+the chroma networks and the comparison systems: it validates every
+``val_every`` steps rather than after each epoch, keeps the step of best
+validation pixel accuracy (higher is better) without stopping early, steps a
+cosine learning-rate schedule and clips gradients after every batch, and
+draws the photo order and each random view from one numpy generator. Fitting
+those into `fit` would take hooks that only this loop uses.
 """
 
 import logging
@@ -211,6 +219,49 @@ def distill_parser(teacher_path, data, cfg=DistillConfig(), progress=None, log_e
     return parser, info
 
 
+def _distill_loss(teacher, student, views, matrix, label_weight):
+    """A batch's loss and its KL part: the student's KL to the teacher, plus the labelled cross-entropy.
+
+    `views` are `random_view`'s; `matrix` (151, K) merges ADE20K's classes into `COLOUR_CLASSES`.
+    """
+    import torch  # lazy: torch is heavy (as in `distill`)
+
+    x_rgb = torch.from_numpy(np.stack([v[0] for v in views]).transpose(0, 3, 1, 2).copy())
+    x_grey = torch.from_numpy(np.stack([v[1] for v in views])[:, None])
+    with torch.no_grad():
+        target = torch.log_softmax(teacher(x_rgb), dim=1)  # (B, 151, g, g)
+    logp = torch.log_softmax(student(x_grey), dim=1)
+    kl = (target.exp() * (target - logp)).sum(dim=1).mean()
+    loss = kl
+    labelled = [i for i, v in enumerate(views) if v[2] is not None]
+    if labelled and label_weight > 0:
+        labels = torch.from_numpy(np.stack([views[i][2] for i in labelled]).astype(np.int64))
+        prob = torch.einsum("bchw,ck->bkhw", logp[labelled].exp(), matrix).contiguous()
+        ce = torch.nn.functional.nll_loss(torch.log(prob.clamp_min(1e-8)), labels, ignore_index=-1)
+        if torch.isfinite(ce):
+            loss = loss + label_weight * ce
+    return loss, kl
+
+
+def _validate(student, parser, val):
+    """The parser's validation (pixel accuracy, mean IoU), its student in eval mode meanwhile."""
+    student.eval()
+    acc, miou = evaluate_parser(parser, val)
+    student.train()
+    return acc, miou
+
+
+def _step(student, opt, sched, loss):
+    """One optimizer step on `loss`: gradients clipped to norm 5, then the learning rate's schedule."""
+    import torch  # lazy: torch is heavy (as in `distill`)
+
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(student.parameters(), 5.0)
+    opt.step()
+    sched.step()
+
+
 def distill(teacher, student, train, val, cfg, rng, progress=None, log_every=25, start=None):
     """The training loop: `student` (grey, 1 channel) learns `teacher` (RGB) on `train`, best of `val` kept.
 
@@ -250,13 +301,7 @@ def distill(teacher, student, train, val, cfg, rng, progress=None, log_every=25,
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=cfg.lr / 10)
 
-    def validate():
-        student.eval()
-        acc, miou = evaluate_parser(parser, val)
-        student.train()
-        return acc, miou
-
-    best_acc, best_miou = validate()
+    best_acc, best_miou = _validate(student, parser, val)
     best_state, best_step = {k: v.clone() for k, v in student.state_dict().items()}, 0
     history = [{"step": 0, "val_pixel_accuracy": best_acc, "val_mean_iou": best_miou}]
     log.info("step 0: validation pixel accuracy %.4f, mean IoU %.4f (the teacher on grey)", best_acc, best_miou)
@@ -266,25 +311,8 @@ def distill(teacher, student, train, val, cfg, rng, progress=None, log_every=25,
         for b in range(steps_per_epoch):
             batch = [train[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]
             views = [random_view(s, size, grid, rng, cfg.crop_min) for s in batch]
-            x_rgb = torch.from_numpy(np.stack([v[0] for v in views]).transpose(0, 3, 1, 2).copy())
-            x_grey = torch.from_numpy(np.stack([v[1] for v in views])[:, None])
-            with torch.no_grad():
-                target = torch.log_softmax(teacher(x_rgb), dim=1)  # (B, 151, g, g)
-            logp = torch.log_softmax(student(x_grey), dim=1)
-            kl = (target.exp() * (target - logp)).sum(dim=1).mean()
-            loss = kl
-            labelled = [i for i, v in enumerate(views) if v[2] is not None]
-            if labelled and cfg.label_weight > 0:
-                labels = torch.from_numpy(np.stack([views[i][2] for i in labelled]).astype(np.int64))
-                prob = torch.einsum("bchw,ck->bkhw", logp[labelled].exp(), matrix).contiguous()
-                ce = torch.nn.functional.nll_loss(torch.log(prob.clamp_min(1e-8)), labels, ignore_index=-1)
-                if torch.isfinite(ce):
-                    loss = loss + cfg.label_weight * ce
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 5.0)
-            opt.step()
-            sched.step()
+            loss, kl = _distill_loss(teacher, student, views, matrix, cfg.label_weight)
+            _step(student, opt, sched, loss)
             step += 1
             running.append(float(kl.detach()))
             if step % log_every == 0:
@@ -294,7 +322,7 @@ def distill(teacher, student, train, val, cfg, rng, progress=None, log_every=25,
             if progress:
                 progress(step, total, f"KL {float(kl.detach()):.3f}")
             if step % cfg.val_every == 0 or step == total:
-                acc, miou = validate()
+                acc, miou = _validate(student, parser, val)
                 history.append({"step": step, "val_pixel_accuracy": acc, "val_mean_iou": miou,
                                 "seconds": round(time.time() - start)})
                 log.info("step %d: validation pixel accuracy %.4f, mean IoU %.4f", step, acc, miou)

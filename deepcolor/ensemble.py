@@ -29,6 +29,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from deepcolor import __version__
+from deepcolor.chroma import predict_model_chroma
 from deepcolor.clustering.config import ClusterConfig
 from deepcolor.features.config import FeatureConfig
 from deepcolor.refine.config import RefineConfig
@@ -109,6 +110,15 @@ class Model:
         # Batches of 2048 pixels stay in cache: 40 ms per 256x171 image on one thread
         # against 56 ms in one batch of 65536 (this machine, 2 cores).
         return predict(self.networks[network], features, batch_size=2048)
+
+    def predict_chroma(self, y):
+        """The colorizer interface (as every baseline's): U, V for a full-resolution luminance (H, W).
+
+        Returns the refined U, V (h, w, 2) float32 at the working size (to be
+        upsampled under `y`, `deepcolor.colorize.compose`) and the cluster
+        record (None for a single network); see `deepcolor.chroma`.
+        """
+        return predict_model_chroma(self, y)
 
     def choose_network(self, gray, n_candidates=None):
         """The network for a working-size luminance image (H, W), and how it was chosen.

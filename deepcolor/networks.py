@@ -5,14 +5,11 @@ hidden layers with ReLU and a linear output of two neurons, trained by least
 squares on pixels sampled from the reference images.
 """
 
-import logging
-import time
-
 import numpy as np
 import torch
 from torch import nn
 
-log = logging.getLogger(__name__)
+from deepcolor.training import fit
 
 
 class ChromaNet(nn.Module):
@@ -72,6 +69,12 @@ def _mse(net, x, y, weights=None, batch_size=65536):
     return float(np.mean(err) if weights is None else np.average(err, weights=weights))
 
 
+def _batch_mse(net, x, y, w=None):
+    """Mean squared error of a batch, each pixel's weighted by `w` (B, 1) if given."""
+    err = (net(x) - y) ** 2  # (B, 2)
+    return torch.mean(err if w is None else w * err)
+
+
 def train_network(x_train, y_train, x_val, y_val, cfg, progress=None, block=None, w_train=None, w_val=None,
                   init=None):
     """Fit a `ChromaNet` by least squares with Adam and early stopping.
@@ -101,6 +104,12 @@ def train_network(x_train, y_train, x_val, y_val, cfg, progress=None, block=None
         With the weights of the epoch of lowest held-out MSE.
     history : dict
         Per-epoch train and held-out MSE, best epoch, seconds.
+
+    Notes
+    -----
+    The loop is `deepcolor.training.fit`: a seeded pixel order per epoch
+    (``cfg.seed``), the held-out MSE after every epoch, stopping after
+    ``cfg.patience`` epochs without a gain of 1e-7, no mirroring (pixels).
     """
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError(
@@ -122,42 +131,19 @@ def train_network(x_train, y_train, x_val, y_val, cfg, progress=None, block=None
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     xt = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
     yt = torch.from_numpy(np.ascontiguousarray(y_train, dtype=np.float32))
-    wt = None if w_train is None else torch.from_numpy(np.asarray(w_train, np.float32))[:, None]
-    history = {"train_mse": [], "val_mse": []}
-    best, best_state, best_epoch, stale = np.inf, None, -1, 0
+    tensors = (xt, yt) if w_train is None else (xt, yt, torch.from_numpy(np.asarray(w_train, np.float32))[:, None])
+    init_val_mse = None if init is None else _mse(net, x_val, y_val, w_val)
+
+    def report(h):
+        progress({"epoch": h["epoch"], "train_mse": h["train_loss"], "val_mse": h["val_loss"]})
+
+    h = fit(net, _batch_mse, tensors, opt, gen, cfg.max_epochs, cfg.batch_size,
+            validate=lambda m: _mse(m, x_val, y_val, w_val), patience=cfg.patience, min_delta=1e-7,
+            initial_loss=init_val_mse, progress=None if progress is None else report,
+            check_finite=False)  # as ever: a NaN epoch never counts as best, and patience ends it
+    history = {"train_mse": h["train_loss"], "val_mse": h["val_loss"]}
     if init is not None:
-        best = _mse(net, x_val, y_val, w_val)
-        best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        history["init_val_mse"] = best
-    start = time.perf_counter()
-    for epoch in range(cfg.max_epochs):
-        net.train()
-        order = torch.randperm(len(xt), generator=gen)
-        total = 0.0
-        for i in range(0, len(order), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            err = (net(xt[idx]) - yt[idx]) ** 2  # (B, 2)
-            loss = torch.mean(err if wt is None else wt[idx] * err)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        train_mse = total / len(xt)
-        val_mse = _mse(net, x_val, y_val, w_val)
-        history["train_mse"].append(train_mse)
-        history["val_mse"].append(val_mse)
-        if progress is not None:
-            progress({"epoch": epoch, "train_mse": train_mse, "val_mse": val_mse})
-        log.debug("epoch %d train MSE %.6f held-out MSE %.6f", epoch, train_mse, val_mse)
-        if val_mse < best - 1e-7:
-            best, best_epoch, stale = val_mse, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
-    net.load_state_dict(best_state)
-    net.eval()
-    history.update(best_epoch=best_epoch, best_val_mse=best, epochs_run=epoch + 1,
-                   seconds=round(time.perf_counter() - start, 3))
+        history["init_val_mse"] = init_val_mse
+    history.update(best_epoch=h["best_epoch"], best_val_mse=h["best_val_loss"], epochs_run=h["epochs_run"],
+                   seconds=h["seconds"])
     return net, history

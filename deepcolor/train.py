@@ -1,6 +1,7 @@
 """`deepcolor train`: fit the chrominance networks (one, or the adaptive ensemble) on `deepcolor features`."""
 
 import copy
+import hashlib
 import logging
 import os
 import time
@@ -9,12 +10,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepcolor.clustering import AdaptiveClustering, combine, well_colorized
+from deepcolor.color import _YUV2RGB
 from deepcolor.clustering.config import ClusterConfig
 from deepcolor.features.config import FeatureConfig
 from deepcolor.networks_config import TrainConfig
 from deepcolor.refine.config import RefineConfig
 from deepcolor.ensemble import Model
 from deepcolor.extract import load_manifest, load_shards, ok_entries, read_shard
+from deepcolor.features import feature_dim
 from deepcolor.networks import predict, train_network
 from deepcolor.parallel import n_workers, run, using_dask
 from deepcolor.progress import progress_bar
@@ -37,8 +41,6 @@ def split_images(n_images, val_fraction, seed):
 
 def feature_block(feature_cfg, name):
     """Columns (start, stop) of feature `name` in the concatenated descriptor, or None if absent."""
-    from deepcolor.features import feature_dim
-
     if name not in feature_cfg.features:
         return None
     i = feature_cfg.features.index(name)
@@ -86,8 +88,6 @@ def sampled_psnr(uv_pred, uv_true):
     clustering scores each reference (the mean over the sampled pixels is an
     unbiased estimate of the whole image's MSE before refinement).
     """
-    from deepcolor.color import _YUV2RGB
-
     err = (np.asarray(uv_pred, np.float64) - np.asarray(uv_true, np.float64)) @ _YUV2RGB[:, 1:].T  # (n, 3)
     mse = max(float(np.mean(err * err)), 1e-12)
     return 10.0 * np.log10(1.0 / mse)
@@ -182,6 +182,35 @@ def _fit_cluster(features_dir, shard_paths, train_cfg, block, init, threads):
     return net, history, psnr
 
 
+def _descriptors(features_dir, entries, descriptor):
+    """The references' global descriptors (N, D) for the clustering, and semantic histograms (N, K) float64."""
+    desc = [read_shard(features_dir / e["shard"], ("gist", "semantic", "histogram")) for e in entries]
+    for e, arrays in zip(entries, desc):
+        check_finite(arrays, f"{features_dir / e['shard']}")
+    X = combine(np.stack([d[0] for d in desc]), np.stack([d[1] for d in desc]), descriptor)
+    return X, np.stack([d[2] for d in desc]).astype(np.float64)
+
+
+def _workers(jobs):
+    """(worker processes, torch threads per worker or None) for training a layer's clusters."""
+    cpus = os.cpu_count() or 1
+    if using_dask():  # a task per worker thread, one torch thread each (as the local workers below)
+        return n_workers(jobs), 1
+    n_jobs = min(n_workers(jobs), cpus)
+    return n_jobs, (max(1, cpus // n_jobs) if n_jobs > 1 else None)
+
+
+def _layer_record(est, epsilon):
+    """Per layer of a fitted `AdaptiveClustering`: its references, their mean PSNR, those it colorized well."""
+    return {
+        "layer_sizes": [int((row >= 0).sum()) for row in est.labels_],
+        "layer_mean_psnr": [round(float(np.nanmean(row)), 4) for row in est.psnr_],
+        # references colorized well by their cluster's network (left out of a next layer, if any)
+        "removed_per_layer": [int(np.sum(well_colorized(p[row >= 0], epsilon)))
+                              for row, p in zip(est.labels_, est.psnr_)],
+    }
+
+
 def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=None, jobs=1, quiet=False,
                    init=None):
     """Train the adaptive ensemble (Cheng et al. 2016, Algorithm 3) from a features directory.
@@ -201,8 +230,6 @@ def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=No
         One network per cluster of every layer, with the clusters' centres,
         semantic histograms, layers and member counts.
     """
-    from deepcolor.clustering import AdaptiveClustering, combine, well_colorized
-
     train_cfg = train_cfg or TrainConfig()
     cluster_cfg = cluster_cfg or ClusterConfig()
     if cluster_cfg.n_clusters == 1:
@@ -213,11 +240,7 @@ def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=No
     entries = ok_entries(manifest)
     if len(entries) < 2:
         raise ValueError(f"training needs at least 2 usable reference images, got {len(entries)}")
-    desc = [read_shard(features_dir / e["shard"], ("gist", "semantic", "histogram")) for e in entries]
-    for e, arrays in zip(entries, desc):
-        check_finite(arrays, f"{features_dir / e['shard']}")
-    X = combine(np.stack([d[0] for d in desc]), np.stack([d[1] for d in desc]), cluster_cfg.descriptor)
-    hists = np.stack([d[2] for d in desc]).astype(np.float64)
+    X, hists = _descriptors(features_dir, entries, cluster_cfg.descriptor)
     block = feature_block(feature_cfg, "semantic")
     start = time.perf_counter()
 
@@ -232,12 +255,7 @@ def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=No
         bar.close()
     warm_seconds = time.perf_counter() - start
 
-    cpus = os.cpu_count() or 1
-    if using_dask():  # a task per worker thread, one torch thread each (as the local workers below)
-        n_jobs, threads = n_workers(jobs), 1
-    else:
-        n_jobs = min(n_workers(jobs), cpus)
-        threads = max(1, cpus // n_jobs) if n_jobs > 1 else None
+    n_jobs, threads = _workers(jobs)
     histories = []
     cluster_train_cfg = train_cfg.replace(lr=cluster_cfg.finetune_lr) if init is not None else train_cfg
 
@@ -264,12 +282,7 @@ def train_ensemble(features_dir, train_cfg=None, cluster_cfg=None, refine_cfg=No
         "features_dir": str(features_dir), "n_images": len(entries),
         "train_seconds": round(time.perf_counter() - start, 3),
         "warm_start_seconds": round(warm_seconds, 3), "warm_start_history": init_history,
-        "jobs": n_jobs, "n_layers": int(est.n_layers_),
-        "layer_sizes": [int((row >= 0).sum()) for row in est.labels_],
-        "layer_mean_psnr": [round(float(np.nanmean(row)), 4) for row in est.psnr_],
-        # references colorized well by their cluster's network (left out of a next layer, if any)
-        "removed_per_layer": [int(np.sum(well_colorized(p[row >= 0], cluster_cfg.epsilon)))
-                              for row, p in zip(est.labels_, est.psnr_)],
+        "jobs": n_jobs, "n_layers": int(est.n_layers_), **_layer_record(est, cluster_cfg.epsilon),
         "members": [[entries[i]["source"] for i in m] for m in est.cluster_members_],
         "histories": histories,
     }
@@ -326,8 +339,6 @@ def closest_network(model, shards):
 
 
 def _file_sha(path):
-    import hashlib
-
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:

@@ -8,15 +8,11 @@ import torch
 
 from deepcolor.baselines import AB_RANGE, BASELINES, Baseline, NotFittedError, load_training_set
 from deepcolor.baselines.autoencoder import AutoencoderNet
-from deepcolor.baselines.common import (
-    centre_square,
-    count_parameters,
-    fit,
-    flip_half,
-    lab_to_rgb,
-    luma_to_lightness,
-    rgb_to_lab,
-)
+from deepcolor.baselines.data import centre_square
+from deepcolor.baselines.layers import count_parameters
+from deepcolor.color import lab_to_rgb, luma_to_lightness, rgb_to_lab
+from deepcolor.training import fit_held_out as fit
+from deepcolor.training import flip_half
 from deepcolor.baselines.iizuka import Iizuka, IizukaNet
 from deepcolor.baselines.palette import Palette, PaletteNet, fit_palette, nearest_entry
 from deepcolor.baselines.unet import (
@@ -789,3 +785,11 @@ def test_registry():
 
 def test_count_parameters():
     assert count_parameters(torch.nn.Linear(3, 2)) == 8
+
+
+def test_predict_chroma_full_size(fitted):
+    """The colorizer interface (issue 14): a baseline's U, V at the input's full size, no record."""
+    y = np.linspace(0, 1, 50 * 37, dtype=np.float32).reshape(50, 37)
+    uv, record = fitted["palette"].predict_chroma(y)
+    assert record is None and uv.shape == (50, 37, 2)
+    np.testing.assert_array_equal(uv, fitted["palette"].chroma(y))

@@ -18,7 +18,9 @@ w, 2w, 4w, 8w (w = 16 by default; colorization autoencoders of this kind use
 
 from torch import nn
 
-from deepcolor.baselines.common import AB_RANGE, Baseline, conv_block
+from deepcolor.baselines.data import AB_RANGE
+from deepcolor.baselines.estimator import Baseline
+from deepcolor.baselines.layers import conv_block
 
 
 class AutoencoderNet(nn.Module):
@@ -61,7 +63,7 @@ class AutoencoderNet(nn.Module):
 class Autoencoder(Baseline):
     """Convolutional autoencoder colorizer (Sayed et al.; see the module docstring).
 
-    Parameters are those of `deepcolor.baselines.common.Baseline`.
+    Parameters are those of `deepcolor.baselines.estimator.Baseline`.
     """
 
     name = "autoencoder"

@@ -37,7 +37,9 @@ classification network is not built and the loss is the squared error alone.
 import torch
 from torch import nn
 
-from deepcolor.baselines.common import AB_RANGE, Baseline, _check_float, _check_int, conv_block
+from deepcolor.baselines.data import AB_RANGE
+from deepcolor.baselines.estimator import Baseline, _check_float, _check_int
+from deepcolor.baselines.layers import conv_block
 
 
 class IizukaNet(nn.Module):
@@ -124,7 +126,7 @@ class Iizuka(Baseline):
     alpha : float, optional
         Weight of the classification loss (Iizuka et al. 2016: 1/300).
     **common
-        Settings of `deepcolor.baselines.common.Baseline`.
+        Settings of `deepcolor.baselines.estimator.Baseline`.
 
     Attributes
     ----------

@@ -39,7 +39,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepcolor.baselines.common import AB_RANGE, Baseline, _check_int, conv_block
+from deepcolor.baselines.data import AB_RANGE
+from deepcolor.baselines.estimator import Baseline, _check_int
+from deepcolor.baselines.layers import conv_block
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ def fit_palette(ab, n_colors=32, seed=0, max_pixels=MAX_KMEANS_PIXELS):
         K = n_colors, or the number of distinct sampled colours if smaller;
         rows sorted by a, then b.
     """
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # lazy: scikit-learn is heavy, loaded only to fit a palette
 
     if not isinstance(n_colors, int) or isinstance(n_colors, bool) or n_colors < 2:
         raise ValueError(f"n_colors must be an int >= 2, got {n_colors!r}")
@@ -87,7 +89,7 @@ def fit_palette(ab, n_colors=32, seed=0, max_pixels=MAX_KMEANS_PIXELS):
 
 def nearest_entry(ab, palette):
     """Index (...) int64 of the palette entry (K, 2) nearest to each colour of `ab` (..., 2)."""
-    from sklearn.metrics import pairwise_distances_argmin
+    from sklearn.metrics import pairwise_distances_argmin  # lazy: scikit-learn is heavy
 
     ab = np.asarray(ab, np.float32)
     idx = pairwise_distances_argmin(ab.reshape(-1, 2), np.asarray(palette, np.float32))  # chunked
@@ -132,7 +134,7 @@ class Palette(Baseline):
         Palette size (32 in the issue); fewer if the photos have fewer
         distinct colours.
     **common
-        Settings of `deepcolor.baselines.common.Baseline`.
+        Settings of `deepcolor.baselines.estimator.Baseline`.
 
     Attributes
     ----------

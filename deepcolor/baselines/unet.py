@@ -31,7 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepcolor.baselines.common import AB_RANGE, Baseline, _check_float, conv_block
+from deepcolor.baselines.data import AB_RANGE
+from deepcolor.baselines.estimator import Baseline, _check_float
+from deepcolor.baselines.layers import conv_block
 
 
 class UNet(nn.Module):
@@ -77,7 +79,7 @@ class UNet(nn.Module):
 class UNetRegression(Baseline):
     """U-Net regressing ab / AB_RANGE with a linear output and squared error.
 
-    Parameters are those of `deepcolor.baselines.common.Baseline`.
+    Parameters are those of `deepcolor.baselines.estimator.Baseline`.
     """
 
     name = "unet-regression"
@@ -151,7 +153,7 @@ def ab_to_class(ab, bins, bin_size):
         for colours absent from the training set) gets the kept cell whose
         centre is nearest to its own cell's centre.
     """
-    from sklearn.metrics import pairwise_distances_argmin
+    from sklearn.metrics import pairwise_distances_argmin  # lazy: scikit-learn is heavy
 
     bins = np.asarray(bins, np.int64)
     cells, inverse = np.unique(ab_grid_index(ab, bin_size), return_inverse=True)  # (C,), (...)
@@ -207,7 +209,7 @@ class UNetClassification(Baseline):
     temperature : float, optional
         Of the annealed mean (Zhang et al. 2016: 0.38).
     **common
-        Settings of `deepcolor.baselines.common.Baseline`.
+        Settings of `deepcolor.baselines.estimator.Baseline`.
 
     Attributes
     ----------

@@ -24,7 +24,8 @@ def main(argv=None):
     from deepcolor.testsets import default_data_dir, load_test_set
     from deepcolor.bundled import DEFAULT_MODEL
     from deepcolor.color import scale_chroma
-    from deepcolor.colorize import compose, predict_chroma, working_luma
+    from deepcolor.chroma import predict_chroma, working_luma
+    from deepcolor.colorize import compose
     from deepcolor.ensemble import Model
     from deepcolor.metrics import colourfulness, psnr
     from deepcolor.images.formats import find_images
