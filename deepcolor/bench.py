@@ -278,7 +278,7 @@ def bench_ensemble(one, ensemble, items):
 
 def bench_intel(data, work, fcfg, tcfg, rcfg, ccfg, jobs, n_refs):
     """Issue 4's ablation on the Intel scenes: references a seeded subset of train, all of test."""
-    from deepcolor.parser import select_photos
+    from deepcolor.features.labelsets import select_photos
 
     train_dir, test_dir = data / "intel_scenes" / "train", data / "intel_scenes" / "test"
     if not train_dir.is_dir() or not test_dir.is_dir():
@@ -286,7 +286,7 @@ def bench_intel(data, work, fcfg, tcfg, rcfg, ccfg, jobs, n_refs):
     refs = select_photos([train_dir], max_per_folder=n_refs, seed=0)
     single, ensemble, _, timings = train_pipeline(refs, work, fcfg, tcfg, rcfg, ccfg, jobs)
     items = load_test_set(find_images(test_dir))
-    out = {"references": f"{len(refs)} of {train_dir} (deepcolor.parser.select_photos, seed 0)",
+    out = {"references": f"{len(refs)} of {train_dir} (deepcolor.features.labelsets.select_photos, seed 0)",
            "test": str(test_dir), "pipeline": timings}
     if ensemble is not None:
         out.update(bench_ensemble(score_model(single, items)[0], ensemble, items))
@@ -313,7 +313,8 @@ print(json.dumps({"status": out.status, "message": out.message, "seconds": round
 def run_parsing(data, fcfg, time_photos):
     """The ``parsing`` section (`deepcolor.bench_parsing`): the configured grey parser against the teacher and the old student."""
     from deepcolor.bench_parsing import bench_parsing
-    from deepcolor.features.semantic import ADE20K_MODEL_NAME, default_parser_dir
+    from deepcolor.features.parsers import default_parser_dir
+    from deepcolor.features.teacher import ADE20K_MODEL_NAME
 
     teacher = data / "models" / ADE20K_MODEL_NAME
     if not teacher.is_file():

@@ -45,7 +45,7 @@ class ColourTeacher:
     def predict_rgb(self, rgb):
         import torch
 
-        from deepcolor.features.semantic import resize_channels
+        from deepcolor.features.classprob import resize_channels
 
         s = self.input_size
         x = cv2.resize(rgb, (s, s), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 127.5 - 1.0
@@ -77,7 +77,7 @@ def score_split(predict, pairs, name, classes):
 def _msrc_shared_pairs_scores(predict_shared, pairs):
     """MSRC-v2 in the 17 shared groups (+ other), as issue 3 measured it."""
     from deepcolor.features.labelsets import read_labelled
-    from deepcolor.features.semantic import MSRC_TO_SHARED, SHARED_GROUPS, label_groups
+    from deepcolor.features.labelsets import MSRC_TO_SHARED, SHARED_GROUPS, label_groups
 
     preds, truths = [], []
     for photo, label_path in pairs:
@@ -92,7 +92,7 @@ def _msrc_shared_pairs_scores(predict_shared, pairs):
 def old_student_colour_matrix(class_names):
     """(K, len(COLOUR_CLASSES)) matrix merging the old student's shared groups into the colour classes."""
     from deepcolor.features.labelsets import COLOUR_CLASSES
-    from deepcolor.features.semantic import merge_matrix
+    from deepcolor.features.classprob import merge_matrix
 
     rename = {"car": "vehicle", "boat": "vehicle", "aeroplane": "vehicle", "bicycle": "vehicle", "road": "ground",
               "chair": "other", "book": "other", "sign": "other"}
@@ -136,9 +136,10 @@ def bench_parsing(data, teacher_path, parser_dir, old_parser_dir=None, time_phot
     """
     import torch
 
-    from deepcolor.features.deeplab import GreyParser, teacher_net
-    from deepcolor.features.labelsets import ADE20K_TO_COLOUR, COLOUR_CLASSES, labelled_pairs
-    from deepcolor.features.semantic import ADE20K_TO_SHARED, SHARED_GROUPS
+    from deepcolor.features.deeplab import teacher_net
+    from deepcolor.features.greyparser import GreyParser
+    from deepcolor.features.labelsets import (ADE20K_TO_COLOUR, ADE20K_TO_SHARED, COLOUR_CLASSES, SHARED_GROUPS,
+                                              labelled_pairs)
 
     torch.set_num_threads(threads)
     new = GreyParser.load(parser_dir)
@@ -160,7 +161,7 @@ def bench_parsing(data, teacher_path, parser_dir, old_parser_dir=None, time_phot
                             lambda rgb: new.with_classes(shared, ADE20K_TO_SHARED).predict_proba(_grey(rgb))),
     }
     if old_parser_dir is not None and Path(old_parser_dir, "manifest.json").is_file():
-        from deepcolor.parser import StudentParser
+        from deepcolor.features.greyparser import StudentParser
 
         old = StudentParser.load(old_parser_dir)
         to_colour = old_student_colour_matrix(old.class_names)

@@ -196,7 +196,7 @@ def _colorize_refine(args):
         return None
     import tomllib
 
-    from deepcolor.modelfiles import SETTING_LIMITS
+    from deepcolor.modelcheck import SETTING_LIMITS
 
     cfgs = _configs(args)  # ValueError naming the file: missing, unreadable, not TOML, bad settings
     with open(args.config, "rb") as fh:
@@ -239,7 +239,7 @@ def cmd_colorize(args):
 
         model = load_colorizer(model_dir, args.method)
     else:  # the workers load it; here only its files are checked, without importing torch (2.6 s)
-        from deepcolor.modelfiles import verify_model
+        from deepcolor.modelcheck import verify_model
 
         verify_model(model_dir)
         model = None

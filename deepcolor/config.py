@@ -108,7 +108,8 @@ class FeatureConfig(_Config):
 
     def __post_init__(self):
         from deepcolor.features import DAISY_BACKENDS, DAISY_NORMALIZATIONS, FEATURES
-        from deepcolor.features.semantic import GROUP_MERGES, SMOOTHINGS
+        from deepcolor.features.classprob import GROUP_MERGES
+        from deepcolor.features.semantic import SMOOTHINGS
 
         if isinstance(self.features, str):
             raise ValueError(f"features must be a list of names, got the string {self.features!r}; "

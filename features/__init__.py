@@ -15,7 +15,8 @@ from .daisy import BACKENDS as DAISY_BACKENDS
 from .daisy import NORMALIZATIONS as DAISY_NORMALIZATIONS
 from .daisy import daisy_dim, daisy_features
 from .patch import patch_features
-from .semantic import load_parser, semantic_features
+from .parsers import load_parser
+from .semantic import semantic_features
 
 __all__ = [
     "FEATURES",
