@@ -22,7 +22,7 @@ import struct
 from pathlib import Path
 
 from deepcolor import __version__
-from deepcolor.io import atomic_write_bytes
+from deepcolor.io import atomic_write_bytes, atomic_write_text
 
 MANIFEST = "manifest.json"
 
@@ -107,7 +107,7 @@ def write_model_dir(model_dir, manifest, files, what="model", overwrite=True):
     with new_folder_beside(model_dir) as tmp:
         for name, data in files.items():
             atomic_write_bytes(tmp / name, data)
-        atomic_write_bytes(tmp / MANIFEST, text.encode("utf-8"))  # last: a folder with a manifest is whole
+        atomic_write_text(tmp / MANIFEST, text)  # last: a folder with a manifest is whole
         replace_folder(tmp, model_dir)
     return manifest
 

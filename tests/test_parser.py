@@ -1,4 +1,4 @@
-"""The old grey-image student of issue 3 (deepcolor/parser.py): it still loads and runs; photo selection."""
+"""The old grey-image student of issue 3 (features/greyparser.py): it still loads and runs; photo selection."""
 
 import numpy as np
 import pytest
