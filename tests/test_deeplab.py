@@ -138,6 +138,49 @@ def test_grey_parser_save_load_roundtrip(tiny_grey_parser, tmp_path, rng):
         tiny_grey_parser.save(tmp_path / "p")
 
 
+def test_grey_parser_save_interrupted_keeps_old_parser(tiny_grey_parser, tmp_path, monkeypatch):
+    # Interrupted between the weights and the manifest, a save leaves the old parser whole
+    # (the old in-place writer left new weights under the old manifest: a "corrupt" parser).
+    import copy
+
+    import deepcolor.modelfiles as modelfiles
+
+    tiny_grey_parser.save(tmp_path / "p")
+    before = {f.name: f.read_bytes() for f in (tmp_path / "p").iterdir()}
+    net = copy.deepcopy(tiny_grey_parser.net)
+    with torch.no_grad():
+        for param in net.parameters():
+            param.mul_(1.5)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(modelfiles, "atomic_write_text", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        GreyParser(net, 33).save(tmp_path / "p", overwrite=True)
+    assert {f.name: f.read_bytes() for f in (tmp_path / "p").iterdir()} == before
+    assert [f.name for f in tmp_path.iterdir()] == ["p"]
+    GreyParser.load(tmp_path / "p")
+
+
+def test_grey_parser_save_exception_other_files(tiny_grey_parser, tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "notes.txt").write_text("keep me")
+    with pytest.raises(ModelError, match="holds files that are not a parser's"):
+        tiny_grey_parser.save(tmp_path / "p", overwrite=True)
+    assert [f.name for f in (tmp_path / "p").iterdir()] == ["notes.txt"]
+
+
+def test_distill_run_exception_other_files(tmp_path):
+    # Refused before the hours of training, not by the save after them.
+    from deepcolor.distill import run
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("keep me")
+    with pytest.raises(ModelError, match="holds files that are not a parser's"):
+        run(tmp_path / "missing.tflite", tmp_path / "data", tmp_path / "out", overwrite=True, quiet=True)
+
+
 def test_grey_parser_load_exception_checksum(tiny_grey_parser, tmp_path):
     tiny_grey_parser.save(tmp_path / "p")
     weights = tmp_path / "p" / "deeplab.safetensors"
