@@ -21,6 +21,8 @@ import stat
 import struct
 from pathlib import Path
 
+import numpy as np
+
 from deepcolor import __version__
 from deepcolor.io import atomic_write_bytes, atomic_write_text
 
@@ -41,9 +43,9 @@ def _sha(data):
 
 def versions():
     """The versions of deepcolor, Python and the libraries that shape a model's numbers, for its manifest."""
-    # lazy: torch, OpenCV, scikit-image and scikit-learn are heavy; only writers need them
+    # lazy: torch, OpenCV, scikit-image and scikit-learn are heavy; only writers need them,
+    # and every command imports this module (for ModelError)
     import cv2
-    import numpy as np
     import skimage
     import sklearn
     import torch
