@@ -86,7 +86,8 @@ from deepcolor.refine.config import RefineConfig
 from deepcolor.networks_config import TrainConfig
 from deepcolor.settings import load_settings
 from deepcolor.features import daisy_features
-from deepcolor.features.semantic import ADE20K_MODEL_NAME, default_parser_dir
+from deepcolor.features.parsers import default_parser_dir
+from deepcolor.features.teacher import ADE20K_MODEL_NAME
 from deepcolor.files import atomic_write_text
 from deepcolor.images.formats import find_images
 from deepcolor.metrics import psnr

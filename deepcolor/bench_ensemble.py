@@ -15,7 +15,7 @@ from deepcolor.colorize import compose
 from deepcolor.features import compute_features, load_parser
 from deepcolor.images.formats import find_images
 from deepcolor.metrics import psnr
-from deepcolor.parser import select_photos
+from deepcolor.features.labelsets import select_photos
 from deepcolor.testsets import load_test_set, score_model, summary
 
 
@@ -88,7 +88,7 @@ def bench_intel(data, work, fcfg, tcfg, rcfg, ccfg, jobs, n_refs):
     refs = select_photos([train_dir], max_per_folder=n_refs, seed=0)
     single, ensemble, _, timings = train_pipeline(refs, work, fcfg, tcfg, rcfg, ccfg, jobs)
     items = load_test_set(find_images(test_dir))
-    out = {"references": f"{len(refs)} of {train_dir} (deepcolor.parser.select_photos, seed 0)",
+    out = {"references": f"{len(refs)} of {train_dir} (deepcolor.features.labelsets.select_photos, seed 0)",
            "test": str(test_dir), "pipeline": timings}
     if ensemble is not None:
         out.update(bench_ensemble(score_model(single, items)[0], ensemble, items))

@@ -23,16 +23,18 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from deepcolor.color import rgb_to_gray_u8
 from deepcolor.features import semantic_features
-from deepcolor.features.labelsets import (ADE20K_TO_COLOUR, COLOUR_CLASSES, LABEL_SETS, class_matrix, labelled_pairs,
+from deepcolor.features.labelsets import (ADE20K_TO_COLOUR, ADE20K_TO_SHARED, COLOUR_CLASSES, LABEL_SETS,
+                                          MSRC_TO_SHARED, SHARED_GROUPS, class_matrix, label_groups, labelled_pairs,
                                           map_labels, read_labelled)
-from deepcolor.features.semantic import (ADE20K_TO_SHARED, MSRC_TO_SHARED, SHARED_GROUPS, label_groups, merge_matrix,
-                                         resize_channels)
+from deepcolor.features.classprob import merge_matrix, resize_channels
+from deepcolor.features.deeplab import grey_from_rgb, teacher_net
+from deepcolor.features.greyparser import GreyParser, StudentParser
 from deepcolor.images.read import read_rgb_u8
 from deepcolor.metrics import segmentation_scores
-from deepcolor.parser import StudentParser
 
 TEST_SPLITS = (("msrc", "eval"), ("stanford", "test"), ("camvid", "test"))
 
@@ -41,14 +43,10 @@ class ColourTeacher:
     """The ADE20K teacher on colour photos at a given input size: ``predict_rgb(rgb_u8) -> (H, W, K)``."""
 
     def __init__(self, net, input_size, classes, mapping):
-        import torch  # lazy: torch is heavy
-
         self.net, self.input_size, self.classes_ = net.eval(), input_size, tuple(classes)
         self._matrix = torch.from_numpy(class_matrix(151, mapping, classes))
 
     def predict_rgb(self, rgb):
-        import torch  # lazy: torch is heavy
-
         s = self.input_size
         x = cv2.resize(rgb, (s, s), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 127.5 - 1.0
         with torch.inference_mode():
@@ -126,14 +124,10 @@ def bench_parsing(data, teacher_path, parser_dir, old_parser_dir=None, time_phot
     time_photos : sequence of path
         Colour photos whose luminance times the new parser.
     """
-    import torch  # lazy: torch is heavy
-
-    from deepcolor.features.deeplab import GreyParser, teacher_net  # lazy: imports torch
     torch.set_num_threads(threads)
     new = GreyParser.load(parser_dir)
     size = new.input_size
     teacher = teacher_net(teacher_path, output_stride=8)
-    from deepcolor.features.deeplab import grey_from_rgb  # lazy: imports torch
 
     grey_teacher = GreyParser(grey_from_rgb(teacher), size)
     shared = SHARED_GROUPS + ("other",)

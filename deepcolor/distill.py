@@ -39,9 +39,15 @@ import cv2
 import numpy as np
 
 from deepcolor.color import rgb_to_gray_u8
+from deepcolor.metrics import segmentation_scores
+from deepcolor.features.labelsets import (ADE20K_TO_COLOUR, COLOUR_CLASSES, LABEL_SETS, class_matrix,
+                                          labelled_pairs, map_labels, read_labelled)
+from deepcolor.color import to_float
 from deepcolor.images.formats import find_images
 from deepcolor.images.picture import ImageError
 from deepcolor.images.read import read_rgb_u8
+from deepcolor.modelfiles import check_replaceable
+from deepcolor.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +99,6 @@ class Sample:
 
 
 def _load_labelled(pairs, name):
-    from deepcolor.features.labelsets import COLOUR_CLASSES, LABEL_SETS, map_labels, read_labelled
-
     mapping, ignore = LABEL_SETS[name]
     out = []
     for photo, label_path in pairs:
@@ -112,8 +116,6 @@ def training_sets(data, cfg):
     near duplicates). Unlabelled: BSDS500 train+val, ImageNet sample train and
     `cfg.intel_per_category` seeded photos of each Intel scenes category.
     """
-    from deepcolor.features.labelsets import labelled_pairs
-
     data = Path(data)
     train, val = [], []
     for name, split in (("msrc", "train"), ("stanford", "train"), ("camvid", "train")):
@@ -166,9 +168,6 @@ def random_view(sample, size, grid, rng, crop_min=0.6):
 
 def evaluate_parser(parser, samples):
     """Pixel accuracy and mean IoU of a parser over labelled samples (their grey versions), in its classes."""
-    from deepcolor.metrics import segmentation_scores
-    from deepcolor.color import to_float
-
     preds, truths = [], []
     for s in samples:
         gray = to_float(rgb_to_gray_u8(s.rgb))
@@ -199,6 +198,7 @@ def distill_parser(teacher_path, data, cfg=DistillConfig(), progress=None, log_e
     info : dict
         The training record (settings, validation history, time).
     """
+    # lazy: torch is heavy; importing this module (for DistillConfig) stays light
     import torch
 
     from deepcolor.features.deeplab import DeepLabNet, grey_from_rgb, teacher_net, with_output_stride
@@ -279,10 +279,10 @@ def distill(teacher, student, train, val, cfg, rng, progress=None, log_every=25,
     -------
     parser, info : GreyParser, dict
     """
+    # lazy: torch is heavy; importing this module (for DistillConfig) stays light
     import torch
 
-    from deepcolor.features.deeplab import GreyParser
-    from deepcolor.features.labelsets import ADE20K_TO_COLOUR, COLOUR_CLASSES, class_matrix
+    from deepcolor.features.greyparser import GreyParser
 
     if not val or any(s.labels is None for s in val):
         raise ValueError("distillation needs labelled validation photos")
@@ -339,11 +339,10 @@ def distill(teacher, student, train, val, cfg, rng, progress=None, log_every=25,
 
 def run(teacher, data, out, cfg=DistillConfig(), overwrite=False, quiet=False):
     """Distil and write the parser directory `out`; the command behind ``deepcolor parser train``."""
-    from deepcolor.progress import progress_bar
-
     out = Path(out)
     if (out / "manifest.json").exists() and not overwrite:
         raise FileExistsError(f"{out}: a parser is there already; pass --overwrite to replace it")
+    check_replaceable(out, "parser")  # before the hours of training, as parser.save would refuse it after
     bar = progress_bar(total=None, desc="distil", unit="step", quiet=quiet)
 
     def progress(step, total, message):

@@ -20,7 +20,6 @@ sha256 and rejects a mismatch.
 
 import io
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -30,24 +29,16 @@ from safetensors.torch import save as st_save
 
 from deepcolor import __version__
 from deepcolor.chroma import predict_model_chroma
+from deepcolor.clustering import combine, image_descriptors, select_cluster
 from deepcolor.clustering.config import ClusterConfig
 from deepcolor.features.config import FeatureConfig
-from deepcolor.refine.config import RefineConfig
 from deepcolor.networks_config import TrainConfig
-from deepcolor.files import atomic_write_bytes, atomic_write_text
-from deepcolor.modelfiles import (FORMAT, FORMAT_VERSION, MANIFEST, ModelError, _sha,  # noqa: F401
-                                  check_replaceable, check_settings_sha, new_folder_beside, read_verified,
-                                  replace_folder, settings_sha, verify_model)
+from deepcolor.refine.config import RefineConfig
+from deepcolor.modelcheck import FORMAT, FORMAT_VERSION, verify_model
+from deepcolor.features import load_parser
+from deepcolor.modelfiles import (MANIFEST, ModelError, _sha, check_settings_sha, settings_sha, versions,
+                                  write_model_dir)
 from deepcolor.networks import ChromaNet, predict
-
-def versions():
-    import cv2
-    import skimage
-    import sklearn
-
-    return {"deepcolor": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "opencv": cv2.__version__, "scikit-image": skimage.__version__,
-            "scikit-learn": sklearn.__version__}
 
 
 def cluster_table(clusters, nets):
@@ -136,9 +127,6 @@ class Model:
         """
         if not self.clusters:
             return 0, None
-        from deepcolor.clustering import combine, image_descriptors, select_cluster
-        from deepcolor.features import load_parser
-
         fcfg, ccfg = self.feature_config, self.cluster_config
         d = image_descriptors(gray, load_parser(fcfg.semantic_parser, fcfg.histogram_groups),
                               gist="gist" in ccfg.descriptor)
@@ -155,7 +143,7 @@ class Model:
         manifest last), which then takes the place of `model_dir` by an atomic
         rename (an exchange of the two folders where one exists already): a
         run killed at any point leaves either the old model or the new one,
-        whole (`deepcolor.modelfiles.replace_folder`).
+        whole (`deepcolor.modelfiles.write_model_dir`).
 
         Raises
         ------
@@ -164,15 +152,11 @@ class Model:
         OSError
             The folder cannot be written.
         """
-        model_dir = Path(model_dir)
-        check_replaceable(model_dir, "model")
-        with new_folder_beside(model_dir) as tmp:
-            self._write(tmp)
-            replace_folder(tmp, model_dir)
+        manifest, files = self._manifest_and_files()
+        write_model_dir(model_dir, manifest, files, "model")
 
-    def _write(self, model_dir):
-        """Write the model's files into the folder `model_dir`, the manifest last."""
-        model_dir = Path(model_dir)
+    def _manifest_and_files(self):
+        """The manifest (its table of files still to fill) and the bytes of every file, by name."""
         files, nets = {}, []
         for i, net in enumerate(self.networks):
             state = {k: v.contiguous() for k, v in net.state_dict().items() if k not in ("mean", "std")}
@@ -181,11 +165,8 @@ class Model:
             weights = st_save(state, metadata={"format": f"{FORMAT} {__version__}"})
             buf = io.BytesIO()
             np.savez(buf, mean=net.mean.numpy(), std=net.std.numpy())
-            norm = buf.getvalue()
             wname, nname = f"net-{i:03d}.safetensors", f"net-{i:03d}.npz"
-            atomic_write_bytes(model_dir / wname, weights)
-            atomic_write_bytes(model_dir / nname, norm)
-            files[wname], files[nname] = _sha(weights), _sha(norm)
+            files[wname], files[nname] = weights, buf.getvalue()
             nets.append({"weights": wname, "normalisation": nname, "in_dim": net.in_dim,
                          "hidden": net.hidden[0].out_features, "n_hidden_layers": len(net.hidden)})
         manifest = {
@@ -196,7 +177,7 @@ class Model:
             "train_config": self.train_config.to_dict(),
             "refine_config": self.refine_config.to_dict(),
             "networks": nets,
-            "files": files,
+            "files": None,  # the table of checksums, here in the key order; filled by write_model_dir
             "info": self.info,
         }
         if self.clusters:
@@ -204,7 +185,7 @@ class Model:
             manifest.update(cluster_config=self.cluster_config.to_dict(), clusters=table,
                             clusters_sha256=_table_sha(table))
         manifest["settings_sha256"] = settings_sha(manifest)  # an edited setting is refused as corrupt
-        atomic_write_text(model_dir / MANIFEST, json.dumps(manifest, indent=1, default=float))
+        return manifest, files
 
     @classmethod
     def load(cls, model_dir):

@@ -1,8 +1,11 @@
-"""A model directory's files, checked without torch: format, version and the checksum of every file.
+"""Checksummed model directories: the one writer and the one reader, without torch.
 
-`deepcolor colorize --jobs N` checks the model here before its workers load it
-(`deepcolor.ensemble.Model.load`), so a broken model stops the command with one
-message and the main process never imports torch.
+A model-like directory (a deepcolor model, a scene parser, a comparison
+system) is a folder of files plus ``manifest.json``: format, version, settings
+and the sha256 of every file. `write_model_dir` writes one and swaps it in
+whole (`replace_folder`); `read_verified` reads one back with every checksum
+verified, refusing symlinks, FIFOs and paths outside the folder. What a
+deepcolor model's settings must be is checked in `deepcolor.modelcheck`.
 """
 
 import contextlib
@@ -11,31 +14,20 @@ import errno
 import hashlib
 import json
 import os
+import platform
 import secrets
 import shutil
 import stat
 import struct
 from pathlib import Path
 
-FORMAT = "deepcolor-model"
-FORMAT_VERSION = 2  # 2: clusters of the ensemble
+import numpy as np
+
+from deepcolor import __version__
+from deepcolor.files import atomic_write_bytes, atomic_write_text
+
 MANIFEST = "manifest.json"
 
-
-# Settings a model may carry, checked when it is loaded: beyond these a corrupt or
-# edited manifest would make colorizing crawl or exhaust memory (a refinement
-# window of 4001 px on a 256 px image), so it is refused as corrupt.
-SETTING_LIMITS = {
-    ("feature_config", "working_size"): 4096,
-    ("feature_config", "patch_size"): 31,
-    ("feature_config", "daisy_radius"): 64,
-    ("refine_config", "diameter"): 99,
-    ("refine_config", "sigma_space"): 1000.0,
-    ("refine_config", "sigma_color"): 1000.0,
-}
-MAX_NETWORKS = 4096
-MAX_HIDDEN = 8192
-MAX_HIDDEN_LAYERS = 16
 
 #: The manifest's keys that its settings checksum (``settings_sha256``) does not cover.
 _UNCHECKED_KEYS = ("files", "settings_sha256")
@@ -47,6 +39,79 @@ class ModelError(Exception):
 
 def _sha(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def versions():
+    """The versions of deepcolor, Python and the libraries that shape a model's numbers, for its manifest."""
+    # lazy: torch, OpenCV, scikit-image and scikit-learn are heavy; only writers need them,
+    # and every command imports this module (for ModelError)
+    import cv2
+    import skimage
+    import sklearn
+    import torch
+
+    return {"deepcolor": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "torch": torch.__version__, "opencv": cv2.__version__, "scikit-image": skimage.__version__,
+            "scikit-learn": sklearn.__version__}
+
+
+def write_model_dir(model_dir, manifest, files, what="model", overwrite=True):
+    """Write a checksummed directory, replacing any there in one step; the writer of `read_verified`'s folders.
+
+    The files and then the manifest are written into a new folder beside
+    `model_dir`, which then takes the place of `model_dir` by an atomic rename
+    (an exchange of the two folders where one exists already): a run killed
+    at any point leaves either the old directory or the new one, whole
+    (`replace_folder`).
+
+    Parameters
+    ----------
+    model_dir : str or Path
+    manifest : dict
+        JSON-able content of ``manifest.json`` (``format``, ``format_version``,
+        settings...). Its ``files`` entry is set to the table file name ->
+        sha256 of `files`: where `manifest` has a ``files`` key already (any
+        value) the table takes its place in the key order, else it comes last.
+        Written with one space of indent, values JSON cannot hold as floats.
+    files : dict of str -> bytes
+        The directory's files by plain name, in the order of the table.
+    what : str, optional
+        What the directory is, for messages ("model", "parser", "baseline").
+    overwrite : bool, optional
+        False refuses to replace a directory that has a manifest already.
+
+    Returns
+    -------
+    manifest : dict
+        As written, with its table of files.
+
+    Raises
+    ------
+    FileExistsError
+        `overwrite` is False and `model_dir` holds a manifest.
+    ModelError
+        `model_dir` exists and holds files other than a model-like directory's.
+    ValueError
+        A name of `files` is not a plain file name, or is ``manifest.json``.
+    OSError
+        The folder cannot be written.
+    """
+    model_dir = Path(model_dir)
+    for name in files:
+        if not isinstance(name, str) or not name or name in (".", "..", MANIFEST) \
+                or any(c in name for c in "/\\\0"):
+            raise ValueError(f"a {what}'s files must have plain file names other than {MANIFEST}, got {name!r}")
+    if not overwrite and (model_dir / MANIFEST).exists():
+        raise FileExistsError(f"{model_dir}: a {what} is there already; pass overwrite=True to replace it")
+    check_replaceable(model_dir, what)
+    manifest = {**manifest, "files": {name: _sha(data) for name, data in files.items()}}
+    text = json.dumps(manifest, indent=1, default=float)
+    with new_folder_beside(model_dir) as tmp:
+        for name, data in files.items():
+            atomic_write_bytes(tmp / name, data)
+        atomic_write_text(tmp / MANIFEST, text)  # last: a folder with a manifest is whole
+        replace_folder(tmp, model_dir)
+    return manifest
 
 
 def read_verified(model_dir, fmt, version, what):
@@ -193,69 +258,6 @@ def check_safetensors(path, data):
         raise ModelError(f"{path}: not a valid safetensors file ({problem}); the model is corrupt")
 
 
-def check_settings(manifest, mpath):
-    """Refuse settings a model cannot run with: bad configs, absurd sizes, a missing parser.
-
-    Torch-free, so `deepcolor colorize --jobs N` runs it before any worker starts.
-
-    Raises
-    ------
-    ModelError
-        Naming the manifest and the setting.
-    """
-    from deepcolor.clustering.config import ClusterConfig
-    from deepcolor.features.config import FeatureConfig
-    from deepcolor.networks_config import TrainConfig
-    from deepcolor.refine.config import RefineConfig
-
-    try:
-        fcfg = FeatureConfig.from_dict(manifest["feature_config"])
-        TrainConfig.from_dict(manifest["train_config"])
-        RefineConfig.from_dict(manifest["refine_config"])
-        nets = manifest["networks"]
-        if not isinstance(nets, list) or not 1 <= len(nets) <= MAX_NETWORKS:
-            raise ValueError(f"networks must be a list of 1 to {MAX_NETWORKS}")
-        for spec in nets:
-            for key, top in (("in_dim", 100_000), ("hidden", MAX_HIDDEN), ("n_hidden_layers", MAX_HIDDEN_LAYERS)):
-                v = spec[key]
-                if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= top:
-                    raise ValueError(f"network {key} must be an int in 1..{top}, got {v!r}")
-            for key in ("weights", "normalisation"):
-                if spec[key] not in manifest["files"]:
-                    raise ValueError(f"network file {spec[key]!r} is not in the table of files and checksums")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{mpath}: inconsistent model settings ({type(exc).__name__}: {exc})") from None
-    if "clusters" in manifest:
-        try:
-            ClusterConfig.from_dict(manifest["cluster_config"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{mpath}: inconsistent cluster table ({type(exc).__name__}: {exc})") from None
-    for (section, key), top in SETTING_LIMITS.items():
-        value = manifest[section].get(key)
-        if isinstance(value, (int, float)) and value > top:
-            raise ModelError(f"{mpath}: {section} {key}={value!r} is beyond what a model may hold "
-                             f"(at most {top}); the model is corrupt or was edited")
-    uses_parser = "semantic" in fcfg.features or "clusters" in manifest
-    if uses_parser:
-        _check_parser(fcfg.semantic_parser, mpath)
-
-
-def _check_parser(spec, mpath):
-    """Refuse a model whose named scene parser cannot be found (without loading it)."""
-    from deepcolor.features.semantic import default_parser_dir
-
-    path = default_parser_dir() if spec == "default" else Path(spec)
-    if spec == "default" and not (path / MANIFEST).is_file():
-        raise ModelError(f"{mpath}: the model needs the bundled parser ({path}), which is missing from this "
-                         f"installation; rebuild it with `make parser` or retrain the model")
-    if path.suffix == ".tflite" and not path.is_file():
-        raise ModelError(f"{path}: no such parser file (the model {mpath} names it)")
-    if path.suffix != ".tflite" and not path.is_dir():
-        raise ModelError(f"{path}: no such parser directory")
-    if path.suffix != ".tflite" and not (path / MANIFEST).is_file():
-        raise ModelError(f"{path / MANIFEST}: missing; {path} is not a parser directory (the model {mpath} names it)")
-
-
 # --- replacing a model in one step ------------------------------------------------------
 
 
@@ -351,26 +353,3 @@ def replace_folder(new, folder):
         os.rename(new, folder)
         new = aside
     shutil.rmtree(new, ignore_errors=True)
-
-
-def verify_model(model_dir, settings_checksum=True):
-    """Check a deepcolor model directory without torch: files, checksums, settings, weights' layout.
-
-    Returns
-    -------
-    manifest : dict
-    blobs : dict of file name -> bytes
-
-    Raises
-    ------
-    ModelError
-        Naming the file and the problem.
-    """
-    model_dir = Path(model_dir)
-    manifest, blobs = read_verified(model_dir, FORMAT, FORMAT_VERSION, "model")
-    check_settings(manifest, model_dir / MANIFEST)
-    for spec in manifest["networks"]:
-        check_safetensors(model_dir / spec["weights"], blobs[spec["weights"]])
-    if settings_checksum:
-        check_settings_sha(manifest, model_dir / MANIFEST)
-    return manifest, blobs

@@ -33,8 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from deepcolor.color import to_float
+from deepcolor.clustering import combine, image_descriptors
+from deepcolor.color import rgb_to_yuv
 from deepcolor.features.config import FeatureConfig
+from deepcolor.resize import resize_to, working_shape
+from deepcolor.features import load_parser
+from deepcolor.color import to_float
 from deepcolor.files import atomic_write_bytes, atomic_write_text
 from deepcolor.images.formats import find_images
 from deepcolor.images.picture import ImageError
@@ -67,8 +71,6 @@ def default_cache_dir():
 
 def descriptor_key(cfg):
     """Hash of what a descriptor depends on: working size, parser weights, class merge, the chroma floor."""
-    from deepcolor.features import load_parser
-
     settings = {"version": CACHE_VERSION, "working_size": cfg.working_size,
                 "parser_sha256": load_parser(cfg.semantic_parser, cfg.histogram_groups).sha256,
                 "histogram_groups": cfg.histogram_groups}
@@ -81,9 +83,7 @@ def working_luma(image, working_size):
     A colour image's luminance is BT.601 Y, as `deepcolor features` takes it
     from a reference; a grey image is its own luminance (spread 0).
     """
-    from deepcolor.color import rgb_to_yuv
-    from deepcolor.resize import resize_to, working_shape
-    from deepcolor.extract import chroma_spread
+    from deepcolor.extract import chroma_spread  # lazy: it imports joblib and tqdm, not needed for --help
 
     shape = working_shape(image.shape, working_size)
     if image.ndim == 2:
@@ -94,9 +94,6 @@ def working_luma(image, working_size):
 
 def _describe(paths, cfg):
     """Worker task: (gist, semantic, histogram, spread) or an error string per path."""
-    from deepcolor.clustering import image_descriptors
-    from deepcolor.features import load_parser
-
     parser = load_parser(cfg.semantic_parser, cfg.histogram_groups)
     out = []
     for path in paths:
@@ -110,7 +107,7 @@ def _describe(paths, cfg):
 
 
 def _file_sha(path):
-    from deepcolor.extract import file_sha256
+    from deepcolor.extract import file_sha256  # lazy: it imports joblib and tqdm, not needed for --help
 
     return file_sha256(path)
 
@@ -240,8 +237,6 @@ def descriptor_matrix(found, descriptor):
     descriptor has unit norm, the semantic layout and the square-rooted
     histogram are square roots of shares (Hellinger distance).
     """
-    from deepcolor.clustering import combine
-
     if descriptor not in PICK_DESCRIPTORS:
         raise ValueError(f"descriptor must be one of {PICK_DESCRIPTORS}, got {descriptor!r}")
     if descriptor == "histogram":

@@ -14,7 +14,8 @@ from ._validate import check_gray
 from .config import DAISY_BACKENDS, DAISY_NORMALIZATIONS
 from .daisy import daisy_dim, daisy_features
 from .patch import patch_features
-from .semantic import load_parser, semantic_features
+from .parsers import load_parser
+from .semantic import semantic_features
 
 __all__ = [
     "FEATURES",

@@ -4,12 +4,13 @@
 take, and the DAISY choices, so the Python API and the command line compute the
 same features.
 
-Its validation and `dim` read the feature registry (``deepcolor.features``)
-inside the method, not at import: the registry's modules (daisy.py, patch.py)
-import this one for their defaults, so importing the package at the top here
-would be an import loop. The semantic feature's class merges and smoothings
-come from ``features/semantic.py``, which imports nothing of this stage's
-settings.
+The feature functions import this module for their defaults, so it imports
+none of them: it names the features (`FEATURE_NAMES`; the registry
+``deepcolor.features.FEATURES`` maps each name to its function, and a test
+keeps the two equal) and computes the descriptor's length itself (`dim`). The
+semantic feature's class merges and smoothings come from
+``features/classprob.py`` and ``features/semantic.py``, which import nothing of
+this stage's settings.
 """
 
 import hashlib
@@ -19,8 +20,12 @@ from dataclasses import dataclass
 from deepcolor.config import (Config, check_non_negative_float, check_one_of, check_positive_float,
                               check_positive_int)
 
-from .semantic import GROUP_MERGES, SMOOTHINGS, load_parser
+from .classprob import GROUP_MERGES
+from .parsers import load_parser
+from .semantic import SMOOTHINGS
 
+# The per-pixel features, low to high level (Cheng et al. 2015, Sec. 3.1).
+FEATURE_NAMES = ("patch", "daisy", "semantic")
 # DAISY implementations (deepcolor.features.daisy): scikit-image's definition or OpenCV's.
 DAISY_BACKENDS = ("skimage", "opencv")
 # DAISY normalisations, as in skimage.feature.daisy.
@@ -82,8 +87,6 @@ class FeatureConfig(Config):
     seed: int = 0
 
     def __post_init__(self):
-        from deepcolor.features import FEATURES  # import loop at load time: see the module docstring
-
         if isinstance(self.features, str):
             raise ValueError(f"features must be a list of names, got the string {self.features!r}; "
                              f"write [{self.features!r}]")
@@ -91,9 +94,9 @@ class FeatureConfig(Config):
             raise ValueError("features must name at least one feature")
         if len(set(self.features)) != len(self.features):
             raise ValueError(f"features must not repeat, got {list(self.features)}")
-        unknown = [n for n in self.features if n not in FEATURES]
+        unknown = [n for n in self.features if n not in FEATURE_NAMES]
         if unknown:
-            raise ValueError(f"unknown feature(s) {unknown}; known: {sorted(FEATURES)}")
+            raise ValueError(f"unknown feature(s) {unknown}; known: {sorted(FEATURE_NAMES)}")
         for name in ("working_size", "patch_size", "daisy_radius", "daisy_rings",
                      "daisy_histograms", "daisy_orientations", "pixels_per_image"):
             check_positive_int(name, getattr(self, name))
@@ -130,6 +133,16 @@ class FeatureConfig(Config):
 
     @property
     def dim(self):
-        from deepcolor.features import feature_dim  # import loop at load time: see the module docstring
+        """Length of the concatenated per-pixel descriptor (what `deepcolor.features.feature_dim` gives)."""
+        lengths = {
+            "patch": lambda: self.patch_size ** 2,
+            "daisy": lambda: daisy_dim(self.daisy_rings, self.daisy_histograms, self.daisy_orientations),
+            "semantic": lambda: len(load_parser(self.semantic_parser, self.semantic_groups).class_names),
+        }
+        return sum(lengths[name]() for name in self.features)
 
-        return feature_dim(self.features, self.params())
+
+def daisy_dim(rings=FeatureConfig.daisy_rings, histograms=FeatureConfig.daisy_histograms,
+              orientations=FeatureConfig.daisy_orientations):
+    """Length of one DAISY descriptor: (rings * histograms + 1) * orientations."""
+    return (rings * histograms + 1) * orientations

@@ -17,16 +17,10 @@ from deepcolor.config import check_one_of, check_positive_int
 from ._validate import check_gray
 from .config import DAISY_BACKENDS as BACKENDS
 from .config import DAISY_NORMALIZATIONS as NORMALIZATIONS
-from .config import FeatureConfig
+from .config import FeatureConfig, daisy_dim  # noqa: F401 (daisy_dim: part of this module's API)
 # OpenCV's names for the normalisations; it has no L1, which we apply to its raw descriptor.
 _OPENCV_NORMS = {"l1": "DAISY_NRM_NONE", "l2": "DAISY_NRM_FULL", "daisy": "DAISY_NRM_PARTIAL",
                  "off": "DAISY_NRM_NONE"}
-
-
-def daisy_dim(rings=FeatureConfig.daisy_rings, histograms=FeatureConfig.daisy_histograms,
-              orientations=FeatureConfig.daisy_orientations):
-    """Length of one descriptor: (rings * histograms + 1) * orientations."""
-    return (rings * histograms + 1) * orientations
 
 
 def daisy_features(gray, radius=FeatureConfig.daisy_radius, rings=FeatureConfig.daisy_rings,

@@ -25,10 +25,15 @@ References
    Bottlenecks", CVPR 2018.
 """
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .teacher import ADE20K_MODEL_NAME, ADE20K_MODEL_SHA256
 
 ACTIVATIONS = ("none", "relu", "relu6")
 _TFLITE_ACTIVATIONS = {0: "none", 1: "relu", 3: "relu6"}  # tflite.ActivationFunctionType
@@ -37,9 +42,8 @@ _TFLITE_TYPES = {0: np.float32, 2: np.int32, 9: np.int8}  # tflite.TensorType
 _OS16_BLOCK = "expanded_conv_6/"
 
 
-def _op_options(op, name):
-    import tflite
-
+def _op_options(tflite, op, name):
+    """The typed options of an operator (None for operators without them); `tflite` is the package."""
     classes = {"CONV_2D": tflite.Conv2DOptions, "DEPTHWISE_CONV_2D": tflite.DepthwiseConv2DOptions,
                "ADD": tflite.AddOptions, "MUL": tflite.MulOptions, "AVERAGE_POOL_2D": tflite.Pool2DOptions,
                "RESIZE_BILINEAR": tflite.ResizeBilinearOptions, "CONCATENATION": tflite.ConcatenationOptions}
@@ -77,7 +81,7 @@ def read_tflite(path):
     ValueError
         If the graph holds an operator or layout this reader does not know.
     """
-    try:
+    try:  # lazy: an optional package, needed only to read the .tflite file once
         import tflite
     except ImportError:
         raise ImportError("reading the TFLite parser needs the package tflite: "
@@ -86,19 +90,42 @@ def read_tflite(path):
         buf = fh.read()
     if buf[4:8] != b"TFL3":
         raise ValueError(f"{path}: not a TensorFlow Lite model (no TFL3 file identifier)")
-    model = tflite.Model.GetRootAsModel(buf, 0)
-    graph = model.Subgraphs(0)
-    opnames = {getattr(tflite.BuiltinOperator, n): n for n in dir(tflite.BuiltinOperator) if not n.startswith("_")}
+    reader = _GraphReader(tflite, tflite.Model.GetRootAsModel(buf, 0))
+    # the logits: the last convolution (the file's final resizes to the input size are left to the caller)
+    last_conv = max(i for i in range(reader.graph.OperatorsLength()) if reader.op_name(i) == "CONV_2D")
+    for i in range(last_conv + 1):
+        reader.read_operator(i)
+    return reader.spec, reader.weights
 
-    def shape(t):
-        return tuple(int(v) for v in graph.Tensors(t).ShapeAsNumpy())
 
-    def const(t):
-        tensor = graph.Tensors(t)
-        data = model.Buffers(tensor.Buffer()).DataAsNumpy()
+class _GraphReader:
+    """The state of `read_tflite` as it walks the graph's operators in order.
+
+    TFLite tensors are renumbered: our tensor 0 is the input, tensor i + 1 is
+    the output of ``spec[i]``; operators that only move data (SpaceToBatch,
+    BatchToSpace, a folded batch normalisation) map their output to their
+    input's id.
+    """
+
+    def __init__(self, tflite, model):
+        self.tflite, self.model, self.graph = tflite, model, model.Subgraphs(0)
+        self.opnames = {getattr(tflite.BuiltinOperator, n): n for n in dir(tflite.BuiltinOperator)
+                        if not n.startswith("_")}
+        self.consts = {}  # dequantised weights, by tflite tensor
+        self.ids = {int(self.graph.Inputs(0)): 0}  # tflite tensor -> our tensor id
+        self.first_of_size = {self.shape(int(self.graph.Inputs(0)))[1:3]: 0}  # static (h, w) -> first tensor
+        self.producer = {}  # our tensor id -> index in spec
+        self.spec, self.weights, self.rate = [], {}, 1
+
+    def shape(self, t):
+        return tuple(int(v) for v in self.graph.Tensors(t).ShapeAsNumpy())
+
+    def const(self, t):
+        tensor = self.graph.Tensors(t)
+        data = self.model.Buffers(tensor.Buffer()).DataAsNumpy()
         if isinstance(data, int) or tensor.Type() not in _TFLITE_TYPES:
             return None  # an activation, not a constant
-        arr = np.frombuffer(data.tobytes(), _TFLITE_TYPES[tensor.Type()]).reshape(shape(t))
+        arr = np.frombuffer(data.tobytes(), _TFLITE_TYPES[tensor.Type()]).reshape(self.shape(t))
         if tensor.Type() == 9:  # int8 weights: scale * (q - zero point), per tensor or per channel
             q = tensor.Quantization()
             scale, zero = q.ScaleAsNumpy(), q.ZeroPointAsNumpy()
@@ -108,107 +135,111 @@ def read_tflite(path):
             arr = (arr.astype(np.float32) - np.reshape(zero, bshape)) * np.reshape(scale, bshape)
         return arr.astype(np.float32) if arr.dtype != np.int32 else arr
 
-    consts = {}
-    ids = {int(graph.Inputs(0)): 0}  # tflite tensor -> our tensor id
-    first_of_size = {shape(int(graph.Inputs(0)))[1:3]: 0}  # static (h, w) -> first tensor of that size
-    producer = {}  # our tensor id -> index in spec
-    spec, weights, rate = [], {}, 1
+    def op_name(self, i):
+        code = self.model.OperatorCodes(self.graph.Operators(i).OpcodeIndex())
+        return self.opnames[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
 
-    def op_name(i):
-        code = model.OperatorCodes(graph.Operators(i).OpcodeIndex())
-        return opnames[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
-
-    # the logits: the last convolution (the file's final resizes to the input size are left to the caller)
-    last_conv = max(i for i in range(graph.OperatorsLength()) if op_name(i) == "CONV_2D")
-
-    def new_tensor(tfl_out, layer):
-        tid = len(spec) + 1  # tensor i + 1 is layer i's output
-        ids[tfl_out] = tid
+    def new_tensor(self, tfl_out, layer):
+        tid = len(self.spec) + 1  # tensor i + 1 is layer i's output
+        self.ids[tfl_out] = tid
         layer["out"] = tid
-        producer[tid] = len(spec)
-        spec.append(layer)
-        first_of_size.setdefault(shape(tfl_out)[1:3], tid)
+        self.producer[tid] = len(self.spec)
+        self.spec.append(layer)
+        self.first_of_size.setdefault(self.shape(tfl_out)[1:3], tid)
         return tid
 
-    for i in range(last_conv + 1):
-        op = graph.Operators(i)
-        name = op_name(i)
+    def read_operator(self, i):
+        """Add operator `i` of the graph to the spec (or fold it into a layer there)."""
+        op = self.graph.Operators(i)
+        name = self.op_name(i)
         ins = [int(op.Inputs(j)) for j in range(op.InputsLength())]
         out = int(op.Outputs(0))
-        opts = _op_options(op, name)
+        opts = _op_options(self.tflite, op, name)
+        ids = self.ids
         if name == "DEQUANTIZE":
-            consts[out] = const(ins[0])
+            self.consts[out] = self.const(ins[0])
         elif name == "SPACE_TO_BATCH_ND":
-            block = const(ins[1])
+            block = self.const(ins[1])
             if block[0] != block[1]:
                 raise ValueError(f"operator {i}: SpaceToBatch with unequal block {block.tolist()}")
-            rate, ids[out] = int(block[0]), ids[ins[0]]
+            self.rate, ids[out] = int(block[0]), ids[ins[0]]
         elif name == "BATCH_TO_SPACE_ND":
             ids[out] = ids[ins[0]]
         elif name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            w = consts[ins[1]] if ins[1] in consts else const(ins[1])
-            b = const(ins[2])
-            if name == "CONV_2D":  # (O, kh, kw, I) -> (O, I, kh, kw)
-                w, groups = w.transpose(0, 3, 1, 2), 1
-            else:  # (1, kh, kw, C) -> (C, 1, kh, kw)
-                if opts.DepthMultiplier() != 1:
-                    raise ValueError(f"operator {i}: depth multiplier {opts.DepthMultiplier()}")
-                w, groups = w.transpose(3, 0, 1, 2), w.shape[-1]
-            k = w.shape[-1]
-            if opts.StrideW() != opts.StrideH() or w.shape[-2] != k:
-                raise ValueError(f"operator {i}: non-square kernel or stride")
-            same = opts.Padding() == 0
-            if not same and not (rate > 1 or k == 1):
-                raise ValueError(f"operator {i}: VALID padding outside a dilated block")
-            bias_name = graph.Tensors(ins[2]).Name().decode()
-            layer = {"op": "conv", "in": ids[ins[0]], "cin": int(w.shape[1] * groups), "cout": int(w.shape[0]),
-                     "k": int(k), "stride": int(opts.StrideW()), "dilation": rate, "groups": int(groups),
-                     "act": _TFLITE_ACTIVATIONS[opts.FusedActivationFunction()], "name": bias_name}
-            weights[f"{len(spec)}.weight"] = np.ascontiguousarray(w, np.float32)
-            weights[f"{len(spec)}.bias"] = np.ascontiguousarray(b, np.float32)
-            new_tensor(out, layer)
-            rate = 1
-        elif name in ("MUL", "ADD") and const(ins[1]) is not None:
-            # batch normalisation after a dilated depthwise convolution: fold into it
-            src = ids[ins[0]]
-            layer_index = producer[src]
-            layer = spec[layer_index]
-            if layer["op"] != "conv" or layer["act"] != "none":
-                raise ValueError(f"operator {i}: {name} by a constant after a non-linear layer")
-            c = const(ins[1]).astype(np.float32)
-            if name == "MUL":
-                weights[f"{layer_index}.weight"] *= c[:, None, None, None]
-                weights[f"{layer_index}.bias"] *= c
-            else:
-                weights[f"{layer_index}.bias"] += c
-                layer["act"] = _TFLITE_ACTIVATIONS[opts.FusedActivationFunction()]
-            ids[out] = src
+            self._conv(i, name, ins, out, opts)
+        elif name in ("MUL", "ADD") and self.const(ins[1]) is not None:
+            self._fold_affine(i, name, ins, out, opts)
         elif name == "ADD":
-            new_tensor(out, {"op": "add", "in": [ids[ins[0]], ids[ins[1]]],
-                             "act": _TFLITE_ACTIVATIONS[opts.FusedActivationFunction()]})
+            self.new_tensor(out, {"op": "add", "in": [ids[ins[0]], ids[ins[1]]],
+                                  "act": _TFLITE_ACTIVATIONS[opts.FusedActivationFunction()]})
         elif name == "AVERAGE_POOL_2D":
-            if (opts.FilterHeight(), opts.FilterWidth()) != shape(ins[0])[1:3]:
+            if (opts.FilterHeight(), opts.FilterWidth()) != self.shape(ins[0])[1:3]:
                 raise ValueError(f"operator {i}: average pooling that is not global")
-            new_tensor(out, {"op": "pool", "in": ids[ins[0]]})
+            self.new_tensor(out, {"op": "pool", "in": ids[ins[0]]})
         elif name == "RESIZE_BILINEAR":
-            if not opts.AlignCorners() or opts.HalfPixelCenters():
-                raise ValueError(f"operator {i}: bilinear resize without aligned corners")
-            src = ids[ins[0]]
-            target = tuple(int(v) for v in const(ins[1]))
-            before = spec[producer[src]]
-            pooled = before["op"] == "conv" and before["in"] in producer and spec[producer[before["in"]]]["op"] == "pool"
-            if pooled:  # the image-pooling branch: back to the size of the map it pooled
-                like = spec[producer[before["in"]]]["in"]
-            else:
-                like = first_of_size[target]
-            new_tensor(out, {"op": "resize", "in": src, "like": like})
+            self._resize(i, ins, out, opts)
         elif name == "CONCATENATION":
             if opts.Axis() not in (3, -1):
                 raise ValueError(f"operator {i}: concatenation on axis {opts.Axis()}")
-            new_tensor(out, {"op": "concat", "in": [ids[t] for t in ins]})
+            self.new_tensor(out, {"op": "concat", "in": [ids[t] for t in ins]})
         else:
             raise ValueError(f"operator {i}: {name} is not supported by this reader")
-    return spec, weights
+
+    def _conv(self, i, name, ins, out, opts):
+        """A convolution (depthwise or not), dilated by the SpaceToBatch block that came before it."""
+        w = self.consts[ins[1]] if ins[1] in self.consts else self.const(ins[1])
+        b = self.const(ins[2])
+        if name == "CONV_2D":  # (O, kh, kw, I) -> (O, I, kh, kw)
+            w, groups = w.transpose(0, 3, 1, 2), 1
+        else:  # (1, kh, kw, C) -> (C, 1, kh, kw)
+            if opts.DepthMultiplier() != 1:
+                raise ValueError(f"operator {i}: depth multiplier {opts.DepthMultiplier()}")
+            w, groups = w.transpose(3, 0, 1, 2), w.shape[-1]
+        k = w.shape[-1]
+        if opts.StrideW() != opts.StrideH() or w.shape[-2] != k:
+            raise ValueError(f"operator {i}: non-square kernel or stride")
+        same = opts.Padding() == 0
+        if not same and not (self.rate > 1 or k == 1):
+            raise ValueError(f"operator {i}: VALID padding outside a dilated block")
+        bias_name = self.graph.Tensors(ins[2]).Name().decode()
+        layer = {"op": "conv", "in": self.ids[ins[0]], "cin": int(w.shape[1] * groups), "cout": int(w.shape[0]),
+                 "k": int(k), "stride": int(opts.StrideW()), "dilation": self.rate, "groups": int(groups),
+                 "act": _TFLITE_ACTIVATIONS[opts.FusedActivationFunction()], "name": bias_name}
+        self.weights[f"{len(self.spec)}.weight"] = np.ascontiguousarray(w, np.float32)
+        self.weights[f"{len(self.spec)}.bias"] = np.ascontiguousarray(b, np.float32)
+        self.new_tensor(out, layer)
+        self.rate = 1
+
+    def _fold_affine(self, i, name, ins, out, opts):
+        """Batch normalisation after a dilated depthwise convolution: folded into it."""
+        src = self.ids[ins[0]]
+        layer_index = self.producer[src]
+        layer = self.spec[layer_index]
+        if layer["op"] != "conv" or layer["act"] != "none":
+            raise ValueError(f"operator {i}: {name} by a constant after a non-linear layer")
+        c = self.const(ins[1]).astype(np.float32)
+        if name == "MUL":
+            self.weights[f"{layer_index}.weight"] *= c[:, None, None, None]
+            self.weights[f"{layer_index}.bias"] *= c
+        else:
+            self.weights[f"{layer_index}.bias"] += c
+            layer["act"] = _TFLITE_ACTIVATIONS[opts.FusedActivationFunction()]
+        self.ids[out] = src
+
+    def _resize(self, i, ins, out, opts):
+        """A bilinear resize, recorded as "to the size of" an earlier tensor rather than to fixed pixels."""
+        if not opts.AlignCorners() or opts.HalfPixelCenters():
+            raise ValueError(f"operator {i}: bilinear resize without aligned corners")
+        spec, producer = self.spec, self.producer
+        src = self.ids[ins[0]]
+        target = tuple(int(v) for v in self.const(ins[1]))
+        before = spec[producer[src]]
+        pooled = before["op"] == "conv" and before["in"] in producer and spec[producer[before["in"]]]["op"] == "pool"
+        if pooled:  # the image-pooling branch: back to the size of the map it pooled
+            like = spec[producer[before["in"]]]["in"]
+        else:
+            like = self.first_of_size[target]
+        self.new_tensor(out, {"op": "resize", "in": src, "like": like})
 
 
 def with_output_stride(spec, output_stride):
@@ -309,166 +340,8 @@ def grey_from_rgb(net):
     return grey
 
 
-# ---------------------------------------------------------------------------
-# The grey-image parser: a DeepLabNet on the luminance, its classes merged.
-
-PARSER_FORMAT = "deepcolor-parser"
-PARSER_FORMAT_VERSION = 2  # 2: DeepLab graph (1 was the small student of issue 3, still read)
-PARSER_WEIGHTS = "deeplab.safetensors"
-
-
-class GreyParser:
-    """A DeepLab scene parser run on a grey image: ``predict_proba(gray) -> (H, W, K)``.
-
-    Parameters
-    ----------
-    net : DeepLabNet
-        One input channel (`grey_from_rgb`), 151 ADE20K logits out.
-    input_size : int
-        The grey image is stretched to `input_size` x `input_size` (as the
-        teacher's input is), best 16 n + 1.
-    classes : sequence of str, optional
-        The classes it answers in, in order; the last must be "other".
-    mapping : dict of int -> str, optional
-        ADE20K channel -> class of `classes`; unlisted channels are "other".
-    info : dict, optional
-        What made it (training record), kept in the manifest.
-
-    Attributes
-    ----------
-    classes_ : tuple of str
-        The K classes of `predict_proba`'s last axis, in order.
-
-    Notes
-    -----
-    The 151 class probabilities are merged into the K classes on the network's
-    quarter-size grid and only the K maps are upsampled (bilinearly) to the
-    image's size: the same result as upsampling the 151 logits first, to
-    interpolation error, at a fraction of the cost.
-    """
-
-    def __init__(self, net, input_size, classes=None, mapping=None, info=None):
-        from deepcolor.features.labelsets import ADE20K_TO_COLOUR, COLOUR_CLASSES, class_matrix
-
-        if net.in_channels != 1:
-            raise ValueError(f"a grey parser's network takes 1 channel, got {net.in_channels}")
-        if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size < 33:
-            raise ValueError(f"input_size must be an int >= 33, got {input_size!r}")
-        self.net = net.eval()
-        self.input_size = input_size
-        self.classes_ = tuple(COLOUR_CLASSES if classes is None else classes)
-        self.mapping = dict(ADE20K_TO_COLOUR if mapping is None else mapping)
-        self._matrix = torch.from_numpy(class_matrix(151, self.mapping, self.classes_))
-        self.info = dict(info or {})
-        self.sha256 = None
-        self._memo = None  # (key of the last grey image, its grid probabilities)
-
-    @property
-    def class_names(self):
-        """The classes, as every parser of deepcolor names them (`classes_`)."""
-        return self.classes_
-
-    def with_classes(self, classes, mapping):
-        """The same network answering in another class set (e.g. the 17 groups shared with MSRC-v2)."""
-        other = GreyParser(self.net, self.input_size, classes, mapping, self.info)
-        other.sha256 = self.sha256
-        return other
-
-    def grid_logits(self, gray):
-        """ADE20K logits (151, g, g) of a grey image (H, W) in [0, 1] stretched to the input size."""
-        import cv2
-
-        from deepcolor.features._validate import check_gray
-
-        gray = check_gray(gray).astype(np.float32)
-        s = self.input_size
-        interp = cv2.INTER_AREA if min(gray.shape) > s else cv2.INTER_LINEAR
-        x = cv2.resize(gray, (s, s), interpolation=interp) * 2.0 - 1.0  # the teacher's [-1, 1]
-        with torch.inference_mode():
-            return self.net(torch.from_numpy(x)[None, None])[0]
-
-    def grid_proba(self, gray):
-        """Class probabilities (g, g, K) float32 on the network's quarter-size grid.
-
-        The last image's result is kept: the semantic feature and the semantic
-        histogram ask for the same image one after the other.
-        """
-        import hashlib
-
-        gray = np.ascontiguousarray(gray)
-        key = (gray.shape, gray.dtype.str, hashlib.blake2b(gray.tobytes(), digest_size=16).digest())
-        memo = self._memo
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        with torch.inference_mode():
-            prob = torch.softmax(self.grid_logits(gray), dim=0)  # (151, g, g)
-            grid = torch.tensordot(prob, self._matrix, dims=([0], [0])).numpy()  # (g, g, K)
-        self._memo = (key, grid)  # one assignment: a reader sees an old or a new pair, never half
-        return grid
-
-    def predict_proba(self, gray):
-        """Class probabilities (H, W, K) float32 of a grey image (H, W) in [0, 1], summing to 1."""
-        from deepcolor.features.semantic import resize_channels
-
-        prob = resize_channels(np.ascontiguousarray(self.grid_proba(gray)), np.asarray(gray).shape)
-        return prob / prob.sum(axis=-1, keepdims=True)  # float32 rounding only
-
-    def save(self, out_dir, overwrite=False):
-        """Write a parser directory: ``manifest.json`` and float16 ``deeplab.safetensors``, manifest last."""
-        import hashlib
-        import json
-        from pathlib import Path
-
-        from safetensors.torch import save as st_save
-
-        from deepcolor import __version__
-        from deepcolor.ensemble import versions
-        from deepcolor.files import atomic_write_bytes, atomic_write_text
-
-        out_dir = Path(out_dir)
-        if (out_dir / "manifest.json").exists() and not overwrite:
-            raise FileExistsError(f"{out_dir}: a parser is there already; pass overwrite=True to replace it")
-        state = {k: v.detach().to(torch.float16).contiguous() for k, v in self.net.state_dict().items()}
-        weights = st_save(state, metadata={"format": f"{PARSER_FORMAT} {__version__}"})
-        atomic_write_bytes(out_dir / PARSER_WEIGHTS, weights)
-        manifest = {"format": PARSER_FORMAT, "format_version": PARSER_FORMAT_VERSION, "versions": versions(),
-                    "architecture": "deeplab", "input_size": self.input_size, "classes": list(self.classes_),
-                    "mapping": {str(k): v for k, v in sorted(self.mapping.items())}, "spec": self.net.spec,
-                    "files": {PARSER_WEIGHTS: hashlib.sha256(weights).hexdigest()}, "info": self.info}
-        atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=1, default=float))
-        self.sha256 = manifest["files"][PARSER_WEIGHTS]
-
-    @classmethod
-    def load(cls, parser_dir):
-        """Load and verify a parser directory; raises ModelError naming the file and the problem."""
-        from pathlib import Path
-
-        from safetensors import SafetensorError
-        from safetensors.torch import load as st_load
-
-        from deepcolor.modelfiles import ModelError, read_verified
-
-        manifest, blobs = read_verified(parser_dir, PARSER_FORMAT, PARSER_FORMAT_VERSION, "parser")
-        try:
-            net = DeepLabNet(manifest["spec"], in_channels=1)
-            state = {k: v.float() for k, v in st_load(blobs[PARSER_WEIGHTS]).items()}
-            net.load_state_dict(state, strict=True)
-            mapping = {int(k): v for k, v in manifest["mapping"].items()}
-            parser = cls(net, int(manifest["input_size"]), manifest["classes"], mapping, manifest.get("info"))
-        except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
-            raise ModelError(f"{Path(parser_dir) / 'manifest.json'}: inconsistent parser "
-                             f"({type(exc).__name__}: {exc})") from None
-        parser.sha256 = manifest["files"][PARSER_WEIGHTS]
-        return parser
-
-
 def teacher_net(tflite_path, output_stride=8):
     """The ADE20K parser of a TFLite file as an RGB `DeepLabNet` (checksum of the file checked)."""
-    import hashlib
-    from pathlib import Path
-
-    from deepcolor.features.semantic import ADE20K_MODEL_NAME, ADE20K_MODEL_SHA256
-
     path = Path(tflite_path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: ADE20K parser not found; it is {ADE20K_MODEL_NAME} from the data "

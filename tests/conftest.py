@@ -154,7 +154,7 @@ def tiny_parser_dir(tmp_path_factory):
     """A saved untrained student parser: width 4, input 32 px, classes ("dark", "bright", "other"). Read-only."""
     import torch
 
-    from deepcolor.parser import StudentParser, _student_module
+    from deepcolor.features.greyparser import StudentParser, _student_module
 
     torch.manual_seed(0)
     parser = StudentParser(_student_module(3, width=4), ("dark", "bright", "other"), input_size=32)

@@ -638,7 +638,7 @@ TEACHER = Path(__file__).resolve().parents[2] / "shared" / "data" / "models" / "
                     reason="needs the ADE20K .tflite of the data folder and the tflite package")
 def test_cli_parser_train_unit(run, tmp_path, tiny_scene, torch_one_thread):
     # The whole command on a tiny data folder with the real teacher: a parser directory that loads and parses.
-    from deepcolor.features.deeplab import GreyParser
+    from deepcolor.features.greyparser import GreyParser
     from deepcolor.features.labelsets import COLOUR_CLASSES
 
     data = _fake_data(tmp_path / "data", tiny_scene)

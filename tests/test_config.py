@@ -364,3 +364,18 @@ def test_validators_numpy_scalars_only_when_asked(check, value, match):
 def test_validators_exception(check, args, match):
     with pytest.raises(ValueError, match=match):
         check(*args)
+
+
+def test_feature_names_match_the_registry():
+    from deepcolor.features import FEATURES
+    from deepcolor.features.config import FEATURE_NAMES
+
+    assert tuple(FEATURES) == FEATURE_NAMES
+
+
+@pytest.mark.parametrize("features", [("patch",), ("daisy",), ("patch", "daisy"), ("patch", "daisy", "semantic")])
+def test_feature_config_dim_equals_the_registry(features):
+    from deepcolor.features import feature_dim
+
+    cfg = FeatureConfig(features=features, patch_size=5, daisy_rings=2, daisy_histograms=4)
+    assert cfg.dim == feature_dim(cfg.features, cfg.params())

@@ -10,8 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from deepcolor.distill import DistillConfig, Sample, distill, evaluate_parser, random_view  # noqa: E402
-from deepcolor.features.deeplab import (DeepLabNet, GreyParser, grey_from_rgb, read_tflite,  # noqa: E402
+from deepcolor.features.deeplab import (DeepLabNet, grey_from_rgb, read_tflite,  # noqa: E402
                                         state_from_weights, with_output_stride)
+from deepcolor.features.greyparser import GreyParser  # noqa: E402
 from deepcolor.features.labelsets import (ADE20K_TO_COLOUR, CAMVID_CLASSES, CAMVID_TO_COLOUR,  # noqa: E402
                                           COLOUR_CLASSES, LABEL_SETS, MSRC_CLASSES, MSRC_TO_COLOUR,
                                           STANFORD_CLASSES, STANFORD_TO_COLOUR, class_matrix, labelled_pairs,
@@ -137,6 +138,49 @@ def test_grey_parser_save_load_roundtrip(tiny_grey_parser, tmp_path, rng):
         tiny_grey_parser.save(tmp_path / "p")
 
 
+def test_grey_parser_save_interrupted_keeps_old_parser(tiny_grey_parser, tmp_path, monkeypatch):
+    # Interrupted between the weights and the manifest, a save leaves the old parser whole
+    # (the old in-place writer left new weights under the old manifest: a "corrupt" parser).
+    import copy
+
+    import deepcolor.modelfiles as modelfiles
+
+    tiny_grey_parser.save(tmp_path / "p")
+    before = {f.name: f.read_bytes() for f in (tmp_path / "p").iterdir()}
+    net = copy.deepcopy(tiny_grey_parser.net)
+    with torch.no_grad():
+        for param in net.parameters():
+            param.mul_(1.5)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(modelfiles, "atomic_write_text", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        GreyParser(net, 33).save(tmp_path / "p", overwrite=True)
+    assert {f.name: f.read_bytes() for f in (tmp_path / "p").iterdir()} == before
+    assert [f.name for f in tmp_path.iterdir()] == ["p"]
+    GreyParser.load(tmp_path / "p")
+
+
+def test_grey_parser_save_exception_other_files(tiny_grey_parser, tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "notes.txt").write_text("keep me")
+    with pytest.raises(ModelError, match="holds files that are not a parser's"):
+        tiny_grey_parser.save(tmp_path / "p", overwrite=True)
+    assert [f.name for f in (tmp_path / "p").iterdir()] == ["notes.txt"]
+
+
+def test_distill_run_exception_other_files(tmp_path):
+    # Refused before the hours of training, not by the save after them.
+    from deepcolor.distill import run
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("keep me")
+    with pytest.raises(ModelError, match="holds files that are not a parser's"):
+        run(tmp_path / "missing.tflite", tmp_path / "data", tmp_path / "out", overwrite=True, quiet=True)
+
+
 def test_grey_parser_load_exception_checksum(tiny_grey_parser, tmp_path):
     tiny_grey_parser.save(tmp_path / "p")
     weights = tmp_path / "p" / "deeplab.safetensors"
@@ -157,8 +201,8 @@ def test_grey_parser_load_exception_inconsistent(tiny_grey_parser, tmp_path):
 
 def test_load_parser_dispatch(tiny_grey_parser, tiny_parser_dir, tmp_path):
     # A version-2 directory loads as a GreyParser, the old student's (version 1) still loads.
-    from deepcolor.features.semantic import load_parser
-    from deepcolor.parser import StudentParser
+    from deepcolor.features.parsers import load_parser
+    from deepcolor.features.greyparser import StudentParser
 
     tiny_grey_parser.save(tmp_path / "p")
     assert isinstance(load_parser(str(tmp_path / "p")), GreyParser)
@@ -317,7 +361,7 @@ def test_read_tflite_unit(tiny_scene):
     # Golden values from TensorFlow Lite itself: the torch rebuild gives the interpreter's logits.
     import cv2
 
-    from deepcolor.features.semantic import TFLiteParser
+    from deepcolor.features.teacher import TFLiteParser
 
     spec, weights = read_tflite(TEACHER)
     assert sum(w.size for w in weights.values()) == 2_286_855  # 2.29 M weights
@@ -347,7 +391,7 @@ def test_read_tflite_exception(tmp_path):
 def test_bundled_parser_quality():
     # The bundled grey-image parser on 12 Stanford Background test photos in grey: it finds the scene's classes.
     from deepcolor.bench_parsing import _grey, score_split
-    from deepcolor.features.semantic import default_parser_dir
+    from deepcolor.features.parsers import default_parser_dir
 
     parser = GreyParser.load(default_parser_dir())
     pairs = labelled_pairs(DATA, "stanford", "test")[::12]
@@ -423,7 +467,7 @@ def test_grey_parser_memo_invariant(tiny_grey_parser, rng):
 
 
 def test_load_parser_shares_the_network(tiny_grey_parser, tmp_path):
-    from deepcolor.features.semantic import load_parser
+    from deepcolor.features.parsers import load_parser
 
     tiny_grey_parser.save(tmp_path / "p")
     assert load_parser(str(tmp_path / "p"), "coarse").parser is load_parser(str(tmp_path / "p"), "parser")

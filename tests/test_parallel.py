@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from deepcolor import cli, parallel, record
+from deepcolor import parallel, record
 from deepcolor.color import rgb_to_gray_u8
 from deepcolor.ensemble import Model
 

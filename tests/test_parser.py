@@ -1,10 +1,10 @@
-"""The old grey-image student of issue 3 (deepcolor/parser.py): it still loads and runs; photo selection."""
+"""The old grey-image student of issue 3 (features/greyparser.py): it still loads and runs; photo selection."""
 
 import numpy as np
 import pytest
 import torch
 
-from deepcolor.parser import StudentParser, _student_module
+from deepcolor.features.greyparser import StudentParser, _student_module
 
 
 @pytest.mark.parametrize("size", [32, 48])
@@ -86,7 +86,7 @@ def test_student_parser_exception_names():
 
 
 def test_select_photos_unit(tmp_path, tiny_refs):
-    from deepcolor.parser import select_photos
+    from deepcolor.features.labelsets import select_photos
 
     a = tiny_refs(tmp_path / "a", seeds=range(6))
     b = tiny_refs(tmp_path / "b", seeds=range(2))
@@ -102,7 +102,7 @@ def test_select_photos_unit(tmp_path, tiny_refs):
 
 
 def test_select_photos_invariant_seed(tmp_path, tiny_refs):
-    from deepcolor.parser import select_photos
+    from deepcolor.features.labelsets import select_photos
 
     tiny_refs(tmp_path / "a", seeds=range(12))
     subsets = {tuple(select_photos([tmp_path / "a"], max_per_folder=4, seed=s)) for s in range(6)}
@@ -111,7 +111,7 @@ def test_select_photos_invariant_seed(tmp_path, tiny_refs):
 
 
 def test_select_photos_exception(tmp_path):
-    from deepcolor.parser import select_photos
+    from deepcolor.features.labelsets import select_photos
 
     with pytest.raises(ValueError, match="no such folder"):
         select_photos([tmp_path / "missing"])

@@ -850,7 +850,7 @@ def test_semantic_extraction_key_follows_parser_weights(tmp_path, tiny_parser_di
     import torch
 
     from deepcolor.features import load_parser
-    from deepcolor.parser import StudentParser, _student_module
+    from deepcolor.features.greyparser import StudentParser, _student_module
 
     path = tmp_path / "parser"
     shutil.copytree(tiny_parser_dir, path)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepcolor import cli, parallel, record
+from deepcolor import parallel, record
 from deepcolor.cli.common import setup_logging
 from deepcolor.color import rgb_to_gray_u8
 

@@ -58,7 +58,7 @@ def _files(folder):
 
 _KILLED_SAVE = textwrap.dedent("""
     import os, sys
-    import deepcolor.ensemble as ens
+    import deepcolor.modelfiles as ens
     from deepcolor.ensemble import Model
 
     import torch

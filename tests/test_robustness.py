@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepcolor import cli, record
+from deepcolor import record
 from deepcolor.color import rgb_to_gray_u8
 from deepcolor.files import display_path
 

@@ -17,25 +17,12 @@ import numpy as np
 import pytest
 
 from deepcolor.metrics import segmentation_scores
-from deepcolor.features.semantic import (
-    ADE20K_MODEL_NAME,
-    ADE20K_TO_SHARED,
-    MSRC_CLASSES,
-    MSRC_TO_SHARED,
-    SHARED_GROUPS,
-    GROUP_MERGES,
-    GroupedParser,
-    TFLiteParser,
-    group_matrix,
-    group_probabilities,
-    label_groups,
-    load_parser,
-    merge_matrix,
-    semantic_features,
-    semantic_histogram,
-    smooth_probabilities,
-    softmax,
-)
+from deepcolor.features.classprob import GROUP_MERGES, GroupedParser, group_probabilities, merge_matrix, softmax
+from deepcolor.features.labelsets import (ADE20K_TO_SHARED, MSRC_CLASSES, MSRC_TO_SHARED, SHARED_GROUPS,
+                                          group_matrix, label_groups)
+from deepcolor.features.parsers import load_parser
+from deepcolor.features.semantic import semantic_features, semantic_histogram, smooth_probabilities
+from deepcolor.features.teacher import ADE20K_MODEL_NAME, TFLiteParser
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "models"
 ADE20K_LABELS = MODELS / "ade20k_labels.txt"
@@ -647,7 +634,7 @@ def test_load_parser_unit(tiny_parser_dir):
 
 
 def test_load_parser_exception_default_missing(monkeypatch, tmp_path):
-    monkeypatch.setattr("deepcolor.features.semantic.default_parser_dir", lambda: tmp_path / "parser")
+    monkeypatch.setattr("deepcolor.features.parsers.default_parser_dir", lambda: tmp_path / "parser")
     load_parser.cache_clear()
     try:
         with pytest.raises(FileNotFoundError, match="bundled parser is missing.*make parser"):

@@ -18,9 +18,8 @@ from safetensors.torch import save as st_save
 
 from deepcolor import __version__
 from deepcolor.baselines import NAMES, baseline_class
-from deepcolor.ensemble import versions
 from deepcolor.files import atomic_write_bytes, atomic_write_text
-from deepcolor.modelfiles import MANIFEST, ModelError, _sha, read_verified
+from deepcolor.modelfiles import MANIFEST, ModelError, _sha, read_verified, versions
 
 FORMAT = "deepcolor-baseline"
 FORMAT_VERSION = 1

@@ -13,7 +13,7 @@ from deepcolor.colorize import METHODS, Outcome, colorize_batch, load_colorizer,
 from deepcolor.gallery import write_gallery
 from deepcolor.files import display_path
 from deepcolor.images.picture import MAX_PIXELS
-from deepcolor.modelfiles import SETTING_LIMITS, verify_model
+from deepcolor.modelcheck import SETTING_LIMITS, verify_model
 from deepcolor.record import append_record, colorize_log_path, end_partial_line
 
 log = logging.getLogger("deepcolor")

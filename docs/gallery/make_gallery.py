@@ -14,7 +14,7 @@ from deepcolor.bench_quality import test_sets
 from deepcolor.colorize import colorize_luma
 from deepcolor.ensemble import Model
 from deepcolor.metrics import psnr
-from deepcolor.features.semantic import default_parser_dir
+from deepcolor.features.parsers import default_parser_dir
 from deepcolor.files import atomic_write_bytes
 
 data = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")

@@ -2,8 +2,8 @@
 import json, sys, time
 import numpy as np, torch
 from deepcolor.bench_parsing import _grey, time_parser
-from deepcolor.features.deeplab import GreyParser
-from deepcolor.features.semantic import default_parser_dir
+from deepcolor.features.greyparser import GreyParser
+from deepcolor.features.parsers import default_parser_dir
 from deepcolor.images.formats import find_images
 from deepcolor.images.read import read_rgb_u8
 torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)

@@ -1,0 +1,273 @@
+"""The grey-image scene parsers: parser directories that load, run on a luminance image, and save.
+
+`GreyParser` (parser format version 2, the bundled ``deepcolor/models/parser``)
+is the ADE20K DeepLab network of `deepcolor.features.deeplab` with one grey
+input channel, distilled from the teacher on colour photos
+(`deepcolor.distill`), its 151 classes merged into `COLOUR_CLASSES`.
+`StudentParser` (format version 1) is the small student of issue 3, kept so
+that its directories (``deepcolor/models/parser-v1``) still load and run.
+
+Both answer ``predict_proba(gray) -> (H, W, K)`` and name their classes in
+``classes_`` (and ``class_names``). A parser directory holds
+``manifest.json`` and the weights as safetensors, written and read through
+`deepcolor.modelfiles` (checksums verified on loading).
+"""
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from deepcolor import __version__
+from deepcolor.modelfiles import ModelError, read_verified, versions, write_model_dir
+
+from ._validate import check_gray
+from .classprob import resize_channels, softmax
+from .deeplab import DeepLabNet
+from .labelsets import ADE20K_TO_COLOUR, COLOUR_CLASSES, class_matrix
+
+PARSER_FORMAT = "deepcolor-parser"
+PARSER_FORMAT_VERSION = 2  # 2: DeepLab graph (1 was the small student of issue 3, still read)
+PARSER_WEIGHTS = "deeplab.safetensors"
+
+STUDENT_FORMAT_VERSION = 1
+STUDENT_WEIGHTS = "student.safetensors"
+STUDENT_INPUT_SIZE = 128  # student input, pixels per side (the image is stretched, as the teacher's is)
+
+
+# ---------------------------------------------------------------------------
+# Format version 2: a DeepLabNet on the luminance, its classes merged.
+
+
+class GreyParser:
+    """A DeepLab scene parser run on a grey image: ``predict_proba(gray) -> (H, W, K)``.
+
+    Parameters
+    ----------
+    net : DeepLabNet
+        One input channel (`grey_from_rgb`), 151 ADE20K logits out.
+    input_size : int
+        The grey image is stretched to `input_size` x `input_size` (as the
+        teacher's input is), best 16 n + 1.
+    classes : sequence of str, optional
+        The classes it answers in, in order; the last must be "other".
+    mapping : dict of int -> str, optional
+        ADE20K channel -> class of `classes`; unlisted channels are "other".
+    info : dict, optional
+        What made it (training record), kept in the manifest.
+
+    Attributes
+    ----------
+    classes_ : tuple of str
+        The K classes of `predict_proba`'s last axis, in order.
+
+    Notes
+    -----
+    The 151 class probabilities are merged into the K classes on the network's
+    quarter-size grid and only the K maps are upsampled (bilinearly) to the
+    image's size: the same result as upsampling the 151 logits first, to
+    interpolation error, at a fraction of the cost.
+    """
+
+    def __init__(self, net, input_size, classes=None, mapping=None, info=None):
+        if net.in_channels != 1:
+            raise ValueError(f"a grey parser's network takes 1 channel, got {net.in_channels}")
+        if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size < 33:
+            raise ValueError(f"input_size must be an int >= 33, got {input_size!r}")
+        self.net = net.eval()
+        self.input_size = input_size
+        self.classes_ = tuple(COLOUR_CLASSES if classes is None else classes)
+        self.mapping = dict(ADE20K_TO_COLOUR if mapping is None else mapping)
+        self._matrix = torch.from_numpy(class_matrix(151, self.mapping, self.classes_))
+        self.info = dict(info or {})
+        self.sha256 = None
+        self._memo = None  # (key of the last grey image, its grid probabilities)
+
+    @property
+    def class_names(self):
+        """The classes, as every parser of deepcolor names them (`classes_`)."""
+        return self.classes_
+
+    def with_classes(self, classes, mapping):
+        """The same network answering in another class set (e.g. the 17 groups shared with MSRC-v2)."""
+        other = GreyParser(self.net, self.input_size, classes, mapping, self.info)
+        other.sha256 = self.sha256
+        return other
+
+    def grid_logits(self, gray):
+        """ADE20K logits (151, g, g) of a grey image (H, W) in [0, 1] stretched to the input size."""
+        gray = check_gray(gray).astype(np.float32)
+        s = self.input_size
+        interp = cv2.INTER_AREA if min(gray.shape) > s else cv2.INTER_LINEAR
+        x = cv2.resize(gray, (s, s), interpolation=interp) * 2.0 - 1.0  # the teacher's [-1, 1]
+        with torch.inference_mode():
+            return self.net(torch.from_numpy(x)[None, None])[0]
+
+    def grid_proba(self, gray):
+        """Class probabilities (g, g, K) float32 on the network's quarter-size grid.
+
+        The last image's result is kept: the semantic feature and the semantic
+        histogram ask for the same image one after the other.
+        """
+        gray = np.ascontiguousarray(gray)
+        key = (gray.shape, gray.dtype.str, hashlib.blake2b(gray.tobytes(), digest_size=16).digest())
+        memo = self._memo
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        with torch.inference_mode():
+            prob = torch.softmax(self.grid_logits(gray), dim=0)  # (151, g, g)
+            grid = torch.tensordot(prob, self._matrix, dims=([0], [0])).numpy()  # (g, g, K)
+        self._memo = (key, grid)  # one assignment: a reader sees an old or a new pair, never half
+        return grid
+
+    def predict_proba(self, gray):
+        """Class probabilities (H, W, K) float32 of a grey image (H, W) in [0, 1], summing to 1."""
+        prob = resize_channels(np.ascontiguousarray(self.grid_proba(gray)), np.asarray(gray).shape)
+        return prob / prob.sum(axis=-1, keepdims=True)  # float32 rounding only
+
+    def save(self, out_dir, overwrite=False):
+        """Write a parser directory: ``manifest.json`` and float16 ``deeplab.safetensors``, swapped in whole.
+
+        Raises
+        ------
+        FileExistsError
+            A parser is at `out_dir` and `overwrite` is False.
+        deepcolor.modelfiles.ModelError
+            `out_dir` holds files other than a parser's.
+        """
+        state = {k: v.detach().to(torch.float16).contiguous() for k, v in self.net.state_dict().items()}
+        weights = st_save(state, metadata={"format": f"{PARSER_FORMAT} {__version__}"})
+        manifest = {"format": PARSER_FORMAT, "format_version": PARSER_FORMAT_VERSION, "versions": versions(),
+                    "architecture": "deeplab", "input_size": self.input_size, "classes": list(self.classes_),
+                    "mapping": {str(k): v for k, v in sorted(self.mapping.items())}, "spec": self.net.spec,
+                    "files": None, "info": self.info}
+        manifest = write_model_dir(out_dir, manifest, {PARSER_WEIGHTS: weights}, "parser", overwrite=overwrite)
+        self.sha256 = manifest["files"][PARSER_WEIGHTS]
+
+    @classmethod
+    def load(cls, parser_dir):
+        """Load and verify a parser directory; raises ModelError naming the file and the problem."""
+        manifest, blobs = read_verified(parser_dir, PARSER_FORMAT, PARSER_FORMAT_VERSION, "parser")
+        try:
+            net = DeepLabNet(manifest["spec"], in_channels=1)
+            state = {k: v.float() for k, v in st_load(blobs[PARSER_WEIGHTS]).items()}
+            net.load_state_dict(state, strict=True)
+            mapping = {int(k): v for k, v in manifest["mapping"].items()}
+            parser = cls(net, int(manifest["input_size"]), manifest["classes"], mapping, manifest.get("info"))
+        except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
+            raise ModelError(f"{Path(parser_dir) / 'manifest.json'}: inconsistent parser "
+                             f"({type(exc).__name__}: {exc})") from None
+        parser.sha256 = manifest["files"][PARSER_WEIGHTS]
+        return parser
+
+
+# ---------------------------------------------------------------------------
+# Format version 1: the small student of issue 3, a fully convolutional network on the grey image.
+
+
+def _student_module(n_classes, width):
+    class Block(nn.Module):
+        def __init__(self, ch, dilation):
+            super().__init__()
+            self.conv = nn.Conv2d(ch, ch, 3, padding=dilation, dilation=dilation, bias=False)
+            self.norm = nn.BatchNorm2d(ch)
+
+        def forward(self, x):
+            return torch.relu(x + self.norm(self.conv(x)))
+
+    class Student(nn.Module):
+        """Grey (N, 1, S, S) -> class logits (N, K, S/4, S/4).
+
+        Two strided convolutions, four residual dilated blocks (dilations 1, 2,
+        4, 8: a receptive field covering most of the image) and an image-level
+        context vector added back to every cell, then a 1x1 classifier.
+        """
+
+        def __init__(self):
+            super().__init__()
+            w = width
+            self.stem = nn.Sequential(
+                nn.Conv2d(1, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+                nn.Conv2d(w, 2 * w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(),
+            )
+            self.blocks = nn.Sequential(*[Block(2 * w, d) for d in (1, 2, 4, 8)])
+            self.context = nn.Linear(2 * w, 2 * w)
+            self.head = nn.Conv2d(2 * w, n_classes, 1)
+
+        def forward(self, x):
+            h = self.blocks(self.stem(x - 0.5))  # (N, 2w, S/4, S/4)
+            ctx = self.context(h.mean(dim=(2, 3)))  # (N, 2w): what kind of scene
+            return self.head(torch.relu(h + ctx[:, :, None, None]))
+
+    return Student()
+
+
+class StudentParser:
+    """The distilled grey-image parser: ``predict_proba(gray) -> (H, W, K)``.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        From `_student_module`.
+    class_names : sequence of str
+        The K groups it predicts, in output order.
+    """
+
+    def __init__(self, net, class_names, input_size=STUDENT_INPUT_SIZE, info=None):
+        self.net = net.eval()
+        self.class_names = tuple(class_names)
+        self.input_size = input_size
+        self.info = info or {}
+        self.width = net.head.in_channels // 2
+        if net.head.out_channels != len(self.class_names):
+            raise ValueError(f"the network predicts {net.head.out_channels} classes, "
+                             f"{len(self.class_names)} class names given")
+
+    @property
+    def classes_(self):
+        """The class names, in the order of `predict_proba`'s last axis."""
+        return self.class_names
+
+    def save(self, out_dir):
+        """Write a parser directory (``manifest.json`` + ``student.safetensors``), replacing any there in one step."""
+        state = {k: v.contiguous() for k, v in self.net.state_dict().items()}
+        weights = st_save(state, metadata={"format": f"{PARSER_FORMAT} {__version__}"})  # one key: same bytes
+        manifest = {"format": PARSER_FORMAT, "format_version": STUDENT_FORMAT_VERSION,
+                    "versions": versions(), "class_names": list(self.class_names),
+                    "width": self.width, "input_size": self.input_size, "files": None, "info": self.info}
+        write_model_dir(out_dir, manifest, {STUDENT_WEIGHTS: weights}, "parser")
+
+    @classmethod
+    def load(cls, parser_dir):
+        """Load and verify a parser directory; raises ModelError naming the file and the problem."""
+        manifest, blobs = read_verified(parser_dir, PARSER_FORMAT, STUDENT_FORMAT_VERSION, "parser")
+        try:
+            names = manifest["class_names"]
+            net = _student_module(len(names), int(manifest["width"]))
+            net.load_state_dict(st_load(blobs[STUDENT_WEIGHTS]), strict=True)
+            parser = cls(net, names, int(manifest["input_size"]), manifest.get("info"))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"{Path(parser_dir) / 'manifest.json'}: inconsistent parser "
+                             f"({type(exc).__name__}: {exc})") from None
+        parser.sha256 = manifest["files"][STUDENT_WEIGHTS]
+        return parser
+
+    def logits_grid(self, gray):
+        """Logits (K, S/4, S/4) of a grey image stretched to S x S."""
+        gray = check_gray(gray).astype(np.float32)
+        x = cv2.resize(gray, (self.input_size, self.input_size), interpolation=cv2.INTER_AREA)
+        with torch.no_grad():
+            return self.net(torch.from_numpy(x)[None, None])[0].numpy()
+
+    def predict_proba(self, gray):
+        """Class probabilities (H, W, K) float32 of a grey image (H, W) in [0, 1]."""
+        prob = softmax(self.logits_grid(gray).transpose(1, 2, 0))  # (S/4, S/4, K)
+        # Bilinear weights sum to 1, so the upsampled probabilities still do.
+        prob = resize_channels(np.ascontiguousarray(prob), np.asarray(gray).shape)  # (H, W, K)
+        return prob / prob.sum(axis=-1, keepdims=True)  # float32 rounding only

@@ -1,0 +1,94 @@
+"""Loading a scene parser by the name a feature setting gives it, once per process.
+
+``semantic_parser = "default"`` is the grey-image parser bundled with
+deepcolor (`default_parser_dir`); a parser directory (`deepcolor.features.greyparser`)
+or the ADE20K ``.tflite`` file (`deepcolor.features.teacher`) may be named
+instead. ``semantic_groups`` merges the parser's classes into groups
+(`deepcolor.features.classprob.GROUP_MERGES`).
+
+A parser is any object with ``class_names`` (or ``classes_``, the same tuple)
+and ``predict_proba(gray) -> (H, W, K)``.
+"""
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+import deepcolor
+
+from .classprob import GROUP_MERGES, GroupedParser, merge_matrix
+from .labelsets import ADE20K_TO_SHARED, SHARED_GROUPS, group_matrix
+from .teacher import TFLiteParser
+
+
+def _parser_format_version(path):
+    """The ``format_version`` a parser directory's manifest claims (None if unreadable: the loader says why)."""
+    try:
+        return json.loads((Path(path) / "manifest.json").read_text()).get("format_version")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _manifest_digest(path):
+    """sha256 of a parser directory's manifest (None if unreadable): a parser rewritten in place is reloaded."""
+    try:
+        return hashlib.sha256((Path(path) / "manifest.json").read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=4)
+def _load_parser_dir(path, manifest_digest):
+    """A parser directory, loaded once per process (per manifest) whatever merges of its classes are asked for."""
+    # lazy: the grey-image parsers need torch, which a TFLite parser or --help does not
+    from .greyparser import GreyParser, StudentParser
+
+    if _parser_format_version(path) == 1:  # the small student of issue 3
+        return StudentParser.load(path)
+    return GreyParser.load(path)
+
+
+def default_parser_dir():
+    """The grey-image parser that ships with deepcolor (``deepcolor/models/parser``)."""
+    return Path(deepcolor.__file__).parent / "models" / "parser"
+
+
+@functools.lru_cache(maxsize=4)
+def load_parser(spec="default", groups="parser", threads=1):
+    """The parser named by a feature setting, loaded once per process.
+
+    Parameters
+    ----------
+    spec : str
+        ``"default"`` (the bundled grey-image parser, `default_parser_dir`), a parser
+        directory written by ``deepcolor parser train``, or the ADE20K
+        ``.tflite`` file (its 151 classes summed into `SHARED_GROUPS` + other).
+    groups : str
+        A key of `GROUP_MERGES`: "parser" keeps the parser's classes, another
+        merge sums them into its groups.
+    threads : int
+        Threads of the TFLite interpreter.
+
+    Returns
+    -------
+    parser : object with ``class_names``, ``sha256`` and ``predict_proba(gray) -> (H, W, K)``
+    """
+    if spec == "default":
+        spec = default_parser_dir()
+        if not (spec / "manifest.json").is_file():
+            raise FileNotFoundError(f"{spec}: the bundled parser is missing from this installation; "
+                                    f"rebuild it with `make parser` or name one with semantic_parser")
+    if groups not in GROUP_MERGES:
+        raise ValueError(f"groups must be one of {sorted(GROUP_MERGES)}, got {groups!r}")
+    path = Path(spec)
+    if path.suffix == ".tflite":
+        teacher = TFLiteParser(path, threads=threads)
+        parser = GroupedParser(teacher, group_matrix(teacher.n_classes, ADE20K_TO_SHARED, SHARED_GROUPS),
+                               SHARED_GROUPS + ("other",))
+    else:
+        parser = _load_parser_dir(str(path), _manifest_digest(path))
+    merge = GROUP_MERGES[groups]
+    if merge is None:
+        return parser
+    return GroupedParser(parser, merge_matrix(parser.class_names, merge), tuple(merge) + ("other",))
