@@ -8,7 +8,6 @@ verifies every checksum (`deepcolor.modelfiles.read_verified`).
 """
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,7 @@ from safetensors.torch import save as st_save
 
 from deepcolor import __version__
 from deepcolor.baselines import NAMES, baseline_class
-from deepcolor.files import atomic_write_bytes, atomic_write_text
-from deepcolor.modelfiles import MANIFEST, ModelError, _sha, read_verified, versions
+from deepcolor.modelfiles import MANIFEST, ModelError, read_verified, versions, write_model_dir
 
 FORMAT = "deepcolor-baseline"
 FORMAT_VERSION = 1
@@ -28,7 +26,12 @@ ARRAYS = "arrays.npz"
 
 
 def save_baseline(baseline, model_dir):
-    """Write a fitted baseline's directory; each file atomically, the manifest last (`Baseline.save`)."""
+    """Write a fitted baseline's directory (`Baseline.save`), replacing any there whole.
+
+    One writer for every model folder (`deepcolor.modelfiles.write_model_dir`):
+    the files and the manifest go to a new folder beside, which then takes
+    the place of `model_dir` in one rename.
+    """
     model_dir = Path(model_dir)
     state = {k: v.contiguous() for k, v in baseline.module_.state_dict().items()}
     # one metadata key: the same network gives the same bytes (deepcolor.ensemble)
@@ -38,8 +41,6 @@ def save_baseline(baseline, model_dir):
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         files[ARRAYS] = buf.getvalue()
-    for fname, data in files.items():
-        atomic_write_bytes(model_dir / fname, data)
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -48,9 +49,8 @@ def save_baseline(baseline, model_dir):
         "fitted": baseline._fitted(),
         "versions": versions(),
         "history": getattr(baseline, "history_", {}),
-        "files": {fname: _sha(data) for fname, data in files.items()},
     }
-    atomic_write_text(model_dir / MANIFEST, json.dumps(manifest, indent=1))
+    write_model_dir(model_dir, manifest, files, "baseline")
 
 
 def load_baseline(model_dir, cls):
