@@ -34,15 +34,17 @@ from pathlib import Path
 import numpy as np
 
 from deepcolor.clustering import combine, image_descriptors
-from deepcolor.color import rgb_to_yuv
-from deepcolor.features.config import FeatureConfig
-from deepcolor.resize import resize_to, working_shape
+from deepcolor.color import rgb_to_yuv, to_float
+from deepcolor.extract import chroma_spread, file_sha256
 from deepcolor.features import load_parser
-from deepcolor.color import to_float
+from deepcolor.features.config import FeatureConfig
 from deepcolor.files import atomic_write_bytes, atomic_write_text
 from deepcolor.images.formats import find_images
 from deepcolor.images.picture import ImageError
 from deepcolor.images.read import read_image
+from deepcolor.parallel import run
+from deepcolor.progress import progress_bar
+from deepcolor.resize import resize_to, working_shape
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,6 @@ def working_luma(image, working_size):
     A colour image's luminance is BT.601 Y, as `deepcolor features` takes it
     from a reference; a grey image is its own luminance (spread 0).
     """
-    from deepcolor.extract import chroma_spread  # lazy: it imports joblib and tqdm, not needed for --help
-
     shape = working_shape(image.shape, working_size)
     if image.ndim == 2:
         return np.clip(resize_to(to_float(image), shape), 0.0, 1.0), 0.0
@@ -107,8 +107,6 @@ def _describe(paths, cfg):
 
 
 def _file_sha(path):
-    from deepcolor.extract import file_sha256  # lazy: it imports joblib and tqdm, not needed for --help
-
     return file_sha256(path)
 
 
@@ -182,9 +180,6 @@ def describe_images(paths, cfg=None, cache_dir=None, jobs=1, quiet=False, desc="
         for the images that could be read, in the order of `paths`;
         ``failed``: list of messages naming the files that could not.
     """
-    from deepcolor.parallel import run  # joblib and tqdm: not needed for `deepcolor pick --help`
-    from deepcolor.progress import progress_bar
-
     cfg = cfg or FeatureConfig()
     cache = DescriptorCache(cache_dir, descriptor_key(cfg))
     shas, records, failed = [], [], []

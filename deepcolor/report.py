@@ -26,18 +26,26 @@ import html
 import io
 import json
 import logging
+import os
+import platform
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from deepcolor.baselines import NAMES, baseline_class
+from deepcolor.bench_pipeline import train_pipeline
+from deepcolor.colorize import colorize_luma
 from deepcolor.files import atomic_write_text
 from deepcolor.images.formats import find_images
 from deepcolor.images.read import read_rgb_u8
 from deepcolor.images.write import encode_image, write_image
 from deepcolor.metrics import colourfulness, psnr, ssim
 from deepcolor.progress import progress_bar
+from deepcolor.settings import CONFIG_SECTIONS
+from deepcolor.testsets import load_test_set as load_paths
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +74,6 @@ class Method:
 
 def load_test_set(test_dir, limit=None):
     """(stem, y (H, W) float32 from the 8-bit BT.601 luma, truth RGB uint8) per test photo, sorted."""
-    from deepcolor.testsets import load_test_set as load_paths
-
     items = load_paths(find_images(test_dir)[:limit])
     if not items:
         raise ValueError(f"{test_dir}: no test images found")
@@ -90,10 +96,6 @@ def deepcolor_methods(ref_dirs, work, jobs=1, seed=0, configs=None, quiet=False)
     Returns a list of `Method`. Variants that share a trained model (refinement
     off, selector off) are views of it and share its training time.
     """
-    from deepcolor.bench_pipeline import train_pipeline
-    from deepcolor.colorize import colorize_luma
-    from deepcolor.settings import CONFIG_SECTIONS
-
     cfgs = configs or {name: cls() for name, cls in CONFIG_SECTIONS.items()}
     fcfg = cfgs["features"].replace(seed=seed)
     tcfg, rcfg = cfgs["train"].replace(seed=seed), cfgs["refine"]
@@ -149,13 +151,11 @@ def baseline_methods(ref_paths, work, names, seed=0, epochs=None, max_images=Non
     """
     if not names:
         return []
-    from deepcolor.baselines import BASELINES
-
     methods = []
     for name in names:
-        if name not in BASELINES:
-            raise ValueError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
-        cls = BASELINES[name]
+        if name not in NAMES:
+            raise ValueError(f"unknown baseline {name!r}; choose from {sorted(NAMES)}")
+        cls = baseline_class(name)
         log.info("report: training baseline %s", name)
         baseline = cls(seed=seed, epochs=epochs or REPORT_EPOCHS.get(name, 30), patience=REPORT_PATIENCE)
         bar = progress_bar(total=baseline.epochs, desc=f"report: train {name}", unit="epoch", quiet=quiet)
@@ -226,8 +226,6 @@ def gallery_stems(items, main_rows, n_fixed=4, n_extremes=2):
 
 def _png_data_uri(rgb, width=200):
     """A thumbnail `width` px wide of an RGB uint8 image, as a PNG data URI."""
-    import cv2
-
     scale = width / rgb.shape[1]
     small = cv2.resize(rgb, (width, max(1, round(rgb.shape[0] * scale))), interpolation=cv2.INTER_AREA)
     return "data:image/png;base64," + base64.b64encode(encode_image(small, ".png")).decode("ascii")
@@ -235,7 +233,7 @@ def _png_data_uri(rgb, width=200):
 
 def psnr_plot(methods):
     """PNG data URI of a box plot of each method's PSNR over the test photos (matplotlib)."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib is slow to import, and only the report draws
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -342,9 +340,6 @@ def run_report(ref_dirs, test_dir, out_dir, baselines=None, limit=None, jobs=1, 
         The references' folder names are scene categories (Intel scenes):
         Iizuka et al.'s joint classification loss uses them.
     """
-    import os
-    import platform
-
     _check_count("limit", limit)
     out_dir = Path(out_dir)
     work = out_dir / "work"
@@ -353,15 +348,11 @@ def run_report(ref_dirs, test_dir, out_dir, baselines=None, limit=None, jobs=1, 
     if not ref_paths:
         raise ValueError(f"no reference images found in {', '.join(map(str, ref_dirs))}")
     if baselines is None:
-        from deepcolor.baselines import BASELINES
-
-        baselines = sorted(BASELINES)
+        baselines = sorted(NAMES)
     if baselines:  # check the baselines' settings before an hour of training, not after the ablation
-        from deepcolor.baselines import BASELINES
-
-        unknown = [n for n in baselines if n not in BASELINES]
+        unknown = [n for n in baselines if n not in NAMES]
         if unknown:
-            raise ValueError(f"unknown baseline {unknown[0]!r}; choose from {sorted(BASELINES)}")
+            raise ValueError(f"unknown baseline {unknown[0]!r}; choose from {sorted(NAMES)}")
         _check_count("baseline epochs", baseline_epochs)
         _check_count("baseline images", baseline_images)
     start = time.perf_counter()
