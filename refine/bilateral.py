@@ -57,6 +57,27 @@ def _joint_bilateral(src, guide, radius, sigma_color, sigma_space):
     )
 
 
+def _check_pair(uv, guide):
+    """`uv` (H, W, 2) and `guide` (H, W) as arrays: matching, non-empty, floating point, finite."""
+    uv = np.asarray(uv)
+    guide = np.asarray(guide)
+    if uv.ndim != 3 or uv.shape[-1] != 2:
+        raise ValueError(f"uv must have shape (H, W, 2), got {uv.shape}")
+    if guide.shape != uv.shape[:2]:
+        raise ValueError(
+            f"guide must have shape (H, W) = {uv.shape[:2]} to match uv, got {guide.shape}"
+        )
+    if uv.size == 0:
+        raise ValueError(f"uv must not be empty, got shape {uv.shape}")
+    for name, array in (("uv", uv), ("guide", guide)):
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(f"{name} must be float32 or float64, got dtype {array.dtype}")
+        if not np.isfinite(array).all():  # a NaN guide makes OpenCV read past its table
+            raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(array))} "
+                             "NaN or infinite value(s)")
+    return uv, guide
+
+
 def joint_bilateral_refine(uv, guide, diameter=RefineConfig.diameter, sigma_color=RefineConfig.sigma_color,
                            sigma_space=RefineConfig.sigma_space):
     """Smooth the chrominance with a joint bilateral filter guided by the luminance.
@@ -121,22 +142,7 @@ def joint_bilateral_refine(uv, guide, diameter=RefineConfig.diameter, sigma_colo
            ACM SIGGRAPH 2004.
     """
     _require_ximgproc()
-    uv = np.asarray(uv)
-    guide = np.asarray(guide)
-    if uv.ndim != 3 or uv.shape[-1] != 2:
-        raise ValueError(f"uv must have shape (H, W, 2), got {uv.shape}")
-    if guide.shape != uv.shape[:2]:
-        raise ValueError(
-            f"guide must have shape (H, W) = {uv.shape[:2]} to match uv, got {guide.shape}"
-        )
-    if uv.size == 0:
-        raise ValueError(f"uv must not be empty, got shape {uv.shape}")
-    for name, array in (("uv", uv), ("guide", guide)):
-        if not np.issubdtype(array.dtype, np.floating):
-            raise TypeError(f"{name} must be float32 or float64, got dtype {array.dtype}")
-        if not np.isfinite(array).all():  # a NaN guide makes OpenCV read past its table
-            raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(array))} "
-                             "NaN or infinite value(s)")
+    uv, guide = _check_pair(uv, guide)
     # OpenCV would silently filter diameters 1 and 2 with a 3 x 3 window.
     check_int("diameter", diameter, 3, numpy=True)
     sigma_color = check_positive_float("sigma_color", sigma_color, numpy=True)
