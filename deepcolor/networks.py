@@ -85,7 +85,7 @@ def train_network(x_train, y_train, x_val, y_val, cfg, progress=None, block=None
         Pixel features of the training and held-out reference images.
     y_train, y_val : ndarray of shape (N, 2), float32
         Their true U, V.
-    cfg : deepcolor.config.TrainConfig
+    cfg : deepcolor.networks_config.TrainConfig
     progress : callable, optional
         Called after each epoch with a dict (epoch, train_mse, val_mse).
     block : (int, int), optional
