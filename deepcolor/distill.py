@@ -38,14 +38,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deepcolor.color import rgb_to_gray_u8
-from deepcolor.metrics import segmentation_scores
+from deepcolor.color import rgb_to_gray_u8, to_float
 from deepcolor.features.labelsets import (ADE20K_TO_COLOUR, COLOUR_CLASSES, LABEL_SETS, class_matrix,
                                           labelled_pairs, map_labels, read_labelled)
-from deepcolor.color import to_float
 from deepcolor.images.formats import find_images
 from deepcolor.images.picture import ImageError
 from deepcolor.images.read import read_rgb_u8
+from deepcolor.metrics import segmentation_scores
 from deepcolor.modelfiles import check_replaceable
 from deepcolor.progress import progress_bar
 
