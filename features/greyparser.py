@@ -13,6 +13,7 @@ Both answer ``predict_proba(gray) -> (H, W, K)`` and name their classes in
 `deepcolor.modelfiles` (checksums verified on loading).
 """
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -43,6 +44,27 @@ STUDENT_INPUT_SIZE = 128  # student input, pixels per side (the image is stretch
 
 # ---------------------------------------------------------------------------
 # Format version 2: a DeepLabNet on the luminance, its classes merged.
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run torch on one thread inside the block, then as before.
+
+    The parser's floats depend on how many threads split its convolutions and
+    products (up to 4e-6 apart between one and two threads), and the features
+    of a reference must not depend on `--jobs` or on the machine's cores: the
+    same references give the same model (`make default-model`) wherever it is
+    built. One thread is also what colorizing uses (`deepcolor.colorize`).
+    """
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class GreyParser:
@@ -106,7 +128,7 @@ class GreyParser:
         s = self.input_size
         interp = cv2.INTER_AREA if min(gray.shape) > s else cv2.INTER_LINEAR
         x = cv2.resize(gray, (s, s), interpolation=interp) * 2.0 - 1.0  # the teacher's [-1, 1]
-        with torch.inference_mode():
+        with torch.inference_mode(), one_thread():
             return self.net(torch.from_numpy(x)[None, None])[0]
 
     def grid_proba(self, gray):
@@ -120,7 +142,7 @@ class GreyParser:
         memo = self._memo
         if memo is not None and memo[0] == key:
             return memo[1]
-        with torch.inference_mode():
+        with torch.inference_mode(), one_thread():
             prob = torch.softmax(self.grid_logits(gray), dim=0)  # (151, g, g)
             grid = torch.tensordot(prob, self._matrix, dims=([0], [0])).numpy()  # (g, g, K)
         self._memo = (key, grid)  # one assignment: a reader sees an old or a new pair, never half

@@ -108,6 +108,28 @@ def test_grey_parser_predict_proba_shape(tiny_grey_parser, rng, dtype):
     assert tiny_grey_parser.classes_ == COLOUR_CLASSES == tiny_grey_parser.class_names
 
 
+def test_grey_parser_invariant_threads(rng):
+    # The same floats whatever torch's thread count: features (and so a model trained on them) must not
+    # depend on --jobs or on the machine's cores. The bundled parser, whose convolutions are big enough
+    # to be split across threads; the caller's thread count is restored.
+    from deepcolor.features import load_parser
+
+    parser = load_parser()
+    gray = rng.random((61, 83)).astype(np.float32)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        parser._memo = None
+        two = parser.grid_proba(gray).copy()
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        parser._memo = None
+        one = parser.grid_proba(gray)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+
+
 def test_grey_parser_with_classes_unit(tiny_grey_parser, rng):
     # Another class set merges the same 151 probabilities: "sky" alone against the rest.
     gray = rng.uniform(0, 1, (30, 30)).astype(np.float32)
