@@ -36,6 +36,7 @@ from deepcolor.networks_config import TrainConfig
 from deepcolor.refine.config import RefineConfig
 from deepcolor.modelcheck import FORMAT, FORMAT_VERSION, verify_model
 from deepcolor.features import load_parser
+from deepcolor.features.parsers import parser_sha256
 from deepcolor.modelfiles import (MANIFEST, ModelError, _sha, check_settings_sha, settings_sha, versions,
                                   write_model_dir)
 from deepcolor.networks import ChromaNet, predict
@@ -180,6 +181,8 @@ class Model:
             "files": None,  # the table of checksums, here in the key order; filled by write_model_dir
             "info": self.info,
         }
+        if "semantic" in self.feature_config.features or self.clusters:  # the parser the features came from
+            manifest["parser_sha256"] = parser_sha256(self.feature_config.semantic_parser)
         if self.clusters:
             table = cluster_table(self.clusters, nets)
             manifest.update(cluster_config=self.cluster_config.to_dict(), clusters=table,

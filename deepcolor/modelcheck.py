@@ -12,7 +12,7 @@ from deepcolor.clustering.config import ClusterConfig
 from deepcolor.features.config import FeatureConfig
 from deepcolor.networks_config import TrainConfig
 from deepcolor.refine.config import RefineConfig
-from deepcolor.features.parsers import default_parser_dir
+from deepcolor.features.parsers import default_parser_dir, parser_sha256
 from deepcolor.modelfiles import MANIFEST, ModelError, check_safetensors, check_settings_sha, read_verified
 
 FORMAT = "deepcolor-model"
@@ -74,11 +74,17 @@ def check_settings(manifest, mpath):
                              f"(at most {top}); the model is corrupt or was edited")
     uses_parser = "semantic" in fcfg.features or "clusters" in manifest
     if uses_parser:
-        _check_parser(fcfg.semantic_parser, mpath)
+        _check_parser(fcfg.semantic_parser, mpath, manifest.get("parser_sha256"))
 
 
-def _check_parser(spec, mpath):
-    """Refuse a model whose named scene parser cannot be found (without loading it)."""
+def _check_parser(spec, mpath, expected_sha=None):
+    """Refuse a model whose named scene parser cannot be found, or is not the one it was trained with.
+
+    Without loading the parser: `expected_sha` (the model's ``parser_sha256``;
+    models before it was recorded have none) against `parser_sha256`. Another
+    parser at the same name, a rebuilt `make parser` say, gives other class
+    probabilities, and the networks would colour by features they never saw.
+    """
     path = default_parser_dir() if spec == "default" else Path(spec)
     if spec == "default" and not (path / MANIFEST).is_file():
         raise ModelError(f"{mpath}: the model needs the bundled parser ({path}), which is missing from this "
@@ -89,6 +95,11 @@ def _check_parser(spec, mpath):
         raise ModelError(f"{path}: no such parser directory")
     if path.suffix != ".tflite" and not (path / MANIFEST).is_file():
         raise ModelError(f"{path / MANIFEST}: missing; {path} is not a parser directory (the model {mpath} names it)")
+    actual = parser_sha256(spec)
+    if expected_sha is not None and actual is not None and actual != expected_sha:
+        raise ModelError(f"{mpath}: the model was trained with the scene parser sha256 {expected_sha[:12]}..., but "
+                         f"{path} is {actual[:12]}...: its semantic features would differ from the ones the model "
+                         f"learnt; install the parser it was trained with, or retrain it with this one")
 
 
 def verify_model(model_dir, settings_checksum=True):

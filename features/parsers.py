@@ -49,6 +49,25 @@ def _load_parser_dir(path, manifest_digest):
     return GreyParser.load(path)
 
 
+def parser_sha256(spec="default"):
+    """The sha256 that identifies the parser `spec` names (its ``sha256``), read without loading it.
+
+    A parser directory's weights file, as its manifest's table of files gives
+    it (for the weights of the bundled parser: ``deeplab.safetensors``); a
+    ``.tflite`` file's own bytes. None when the parser cannot be read: its
+    loader says why.
+    """
+    path = default_parser_dir() if spec == "default" else Path(spec)
+    try:
+        if path.suffix == ".tflite":
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+        files = json.loads((path / "manifest.json").read_text())["files"]
+        weights = [sha for name, sha in files.items() if name.endswith(".safetensors")]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return weights[0] if len(weights) == 1 else None
+
+
 def default_parser_dir():
     """The grey-image parser that ships with deepcolor (``deepcolor/models/parser``)."""
     return Path(deepcolor.__file__).parent / "models" / "parser"

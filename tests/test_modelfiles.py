@@ -93,3 +93,47 @@ def test_bundled_roundtrip(tmp_path, monkeypatch, name, module, cls):
     getattr(mod, cls).load(MODELS / name).save(tmp_path / name)
     expected = PARSER_V1_REWRITTEN if name == "parser-v1" else _sha_of_files(MODELS / name)
     assert _sha_of_files(tmp_path / name) == expected
+
+
+# --- the parser a model was trained with ------------------------------------------------------------
+
+
+def test_parser_sha256_unit(tmp_path):
+    from deepcolor.features import load_parser
+    from deepcolor.features.parsers import parser_sha256
+
+    assert parser_sha256() == load_parser().sha256  # the bundled parser: its weights' sha256
+    assert parser_sha256(str(MODELS / "parser-v1")) == load_parser(str(MODELS / "parser-v1")).sha256
+    fake = tmp_path / "parser.tflite"
+    fake.write_bytes(b"not a model")
+    assert parser_sha256(str(fake)) == hashlib.sha256(b"not a model").hexdigest()
+    assert parser_sha256(str(tmp_path / "missing")) is None
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / MANIFEST).write_text("{")
+    assert parser_sha256(str(tmp_path / "broken")) is None
+
+
+def test_model_records_its_parser(tmp_path):
+    pytest.importorskip("torch")
+    from deepcolor.ensemble import Model
+    from deepcolor.features.parsers import parser_sha256
+
+    Model.load(MODELS / "default").save(tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
+    assert manifest["parser_sha256"] == parser_sha256("default")
+    assert Model.load(tmp_path / "m").networks
+
+
+def test_model_exception_other_parser(tmp_path, monkeypatch):
+    # The same parser name, other weights (a rebuilt `make parser`): refused before colorizing with
+    # features the networks never saw, by the torch-free check too.
+    pytest.importorskip("torch")
+    from deepcolor import modelcheck
+    from deepcolor.ensemble import Model
+
+    Model.load(MODELS / "default").save(tmp_path / "m")
+    monkeypatch.setattr(modelcheck, "parser_sha256", lambda spec: "f" * 64)
+    for load in (Model.load, modelcheck.verify_model):
+        with pytest.raises(ModelError, match=r"trained with the scene parser sha256 [0-9a-f]{12}\.\.\., but .* is "
+                                             r"ffffffffffff\.\.\.: its semantic features would differ"):
+            load(tmp_path / "m")
