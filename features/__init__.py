@@ -11,8 +11,8 @@ from typing import Callable
 import numpy as np
 
 from ._validate import check_gray
-from .config import DAISY_BACKENDS, DAISY_NORMALIZATIONS
-from .daisy import daisy_dim, daisy_features
+from .config import DAISY_BACKENDS, DAISY_NORMALIZATIONS, daisy_dim
+from .daisy import daisy_features
 from .patch import patch_features
 from .parsers import load_parser
 from .semantic import semantic_features

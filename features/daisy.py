@@ -17,7 +17,7 @@ from deepcolor.config import check_one_of, check_positive_int
 from ._validate import check_gray
 from .config import DAISY_BACKENDS as BACKENDS
 from .config import DAISY_NORMALIZATIONS as NORMALIZATIONS
-from .config import FeatureConfig, daisy_dim  # noqa: F401 (daisy_dim: part of this module's API)
+from .config import FeatureConfig
 # OpenCV's names for the normalisations; it has no L1, which we apply to its raw descriptor.
 _OPENCV_NORMS = {"l1": "DAISY_NRM_NONE", "l2": "DAISY_NRM_FULL", "daisy": "DAISY_NRM_PARTIAL",
                  "off": "DAISY_NRM_NONE"}
