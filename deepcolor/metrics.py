@@ -14,7 +14,6 @@ References
 import math
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 CONVENTIONS = "RGB, uint8, native resolution, data_range=255"
 
@@ -78,6 +77,8 @@ def psnr(truth, pred):
     truth, pred = _check_pair(truth, pred)
     if np.array_equal(truth, pred):
         return math.inf
+    from skimage.metrics import peak_signal_noise_ratio  # lazy: skimage.metrics loads scipy.stats (0.5 s)
+
     return float(peak_signal_noise_ratio(truth, pred, data_range=255))
 
 
@@ -125,6 +126,8 @@ def ssim(truth, pred):
             f"ssim needs images of at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels "
             f"(its window), got {truth.shape[:2]}"
         )
+    from skimage.metrics import structural_similarity  # lazy: skimage.metrics loads scipy.stats (0.5 s)
+
     return float(structural_similarity(truth, pred, channel_axis=-1, data_range=255))
 
 
