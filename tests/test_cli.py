@@ -5,6 +5,7 @@ one test runs ``python -m deepcolor`` and the console script in a subprocess.
 Settings travel through a TOML file (``--config``), as a user would pass them.
 """
 
+import argparse
 import importlib.util
 import json
 import os
@@ -215,6 +216,30 @@ def test_cli_no_command_prints_help(run):
         assert f"    {command} " in out
     rc, out, _ = run("parser")
     assert rc == 0 and out.startswith("usage: deepcolor parser ") and "STEP" in out
+
+
+
+def test_cli_declares_only_the_command_asked_for():
+    """`deepcolor colorize` declares colorize alone; no command or a mistyped one, every command."""
+    def names(parser):
+        return set(next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices)
+
+    assert names(cli.build_parser("colorize")) == {"colorize"}
+    assert names(cli.build_parser("parser")) == {"parser"}
+    every = set(cli.COMMANDS) | {"parser"}
+    assert names(cli.build_parser(None)) == every
+    assert names(cli.build_parser("colorise")) == every
+    assert cli.command_of(["-v", "colorize", "a", "b"]) == "colorize"
+    assert cli.command_of(["--version"]) is None
+
+
+def test_cli_colorize_imports_neither_training_nor_scoring():
+    """The start-up of `deepcolor colorize` imports no module of the other commands (issue 19)."""
+    code = ("import sys; from deepcolor import cli; cli.build_parser('colorize'); "
+            "print(sorted(m for m in sys.modules if m in ('deepcolor.cli.learning', 'deepcolor.cli.scoring', "
+            "'deepcolor.pick', 'deepcolor.distill', 'deepcolor.report', 'scipy', 'sklearn')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 # --- train -------------------------------------------------------------------

@@ -13,25 +13,46 @@ failure that stops the whole command (a missing folder, a corrupt model).
 """
 
 import argparse
+import importlib
 import logging
+import sys
 
 from deepcolor import __version__
-from deepcolor.cli.colorizing import add_colorize
 from deepcolor.cli.common import CommandError, setup_logging, shared_options
-from deepcolor.cli.learning import add_features, add_parser_train, add_pick, add_train
-from deepcolor.cli.scoring import add_evaluate, add_report
 from deepcolor.images.picture import ImageError
 from deepcolor.modelfiles import ModelError
 
 log = logging.getLogger("deepcolor")
 
-# The commands in the order of `deepcolor --help`.
-COMMANDS = (add_features, add_train, add_pick, add_colorize, add_evaluate, add_report)
-PARSER_COMMANDS = (add_parser_train,)  # the steps of `deepcolor parser`
+# The commands in the order of `deepcolor --help`, each with the module (of deepcolor.cli) that
+# declares it (``add_<command>``) and runs it.
+COMMANDS = {"features": "learning", "train": "learning", "pick": "learning", "colorize": "colorizing",
+            "evaluate": "scoring", "report": "scoring"}
+PARSER_COMMANDS = {"train": "learning"}  # the steps of `deepcolor parser` (``add_parser_<step>``)
 
 
-def build_parser():
-    """The argument parser of ``deepcolor`` and its commands."""
+def _adder(module, name):
+    return getattr(importlib.import_module(f"deepcolor.cli.{module}"), f"add_{name}")
+
+
+def command_of(argv):
+    """The command `argv` asks for (its first word that is not an option), or None."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(command=None):
+    """The argument parser of ``deepcolor`` and its commands.
+
+    With `command` (a name of `COMMANDS`, or "parser"), only that command is
+    declared, and only its module imported: ``deepcolor colorize`` does not
+    pay for the imports of training and scoring (a third of its start-up).
+    Any other value declares them all (``deepcolor --help``, a mistyped
+    command named among the choices).
+    """
+    only = command if command in COMMANDS or command == "parser" else None
     parser = argparse.ArgumentParser(
         prog="deepcolor",
         description="Deep Colorization (Cheng, Yang, Sheng, ICCV 2015): train on colour photos, "
@@ -44,20 +65,23 @@ def build_parser():
                         help="no progress bar, warnings and errors only")
     common, parallel = shared_options()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # none: the help is printed
-    for add in COMMANDS:
-        add(sub, common, parallel)
-    p = sub.add_parser("parser", help="make the grey-image scene parser (the ADE20K parser adapted to grey)")
-    psub = p.add_subparsers(dest="parser_command", metavar="STEP")  # none: the help is printed
-    p.set_defaults(func=None)
-    for add in PARSER_COMMANDS:
-        add(psub, common, parallel)
+    for name, module in COMMANDS.items():
+        if only in (None, name):
+            _adder(module, name)(sub, common, parallel)
+    psub = argparse.ArgumentParser().add_subparsers()  # no steps unless `deepcolor parser` is declared
+    if only in (None, "parser"):
+        p = sub.add_parser("parser", help="make the grey-image scene parser (the ADE20K parser adapted to grey)")
+        psub = p.add_subparsers(dest="parser_command", metavar="STEP")  # none: the help is printed
+        p.set_defaults(func=None)
+        for name, module in PARSER_COMMANDS.items():
+            _adder(module, f"parser_{name}")(psub, common, parallel)
     for p in [*sub.choices.values(), *psub.choices.values()]:  # each command's usage for its own errors
         p.set_defaults(_parser=p)
     return parser
 
 
 def main(argv=None):
-    parser = build_parser()
+    parser = build_parser(command_of(sys.argv[1:] if argv is None else argv))
     # --help and --version end here, before torch is imported; an unknown option is named with
     # the usage of the subcommand it was given to
     args, unknown = parser.parse_known_args(argv)
