@@ -2,7 +2,7 @@
 
 A parser gives, for a grey image (H, W), class probabilities (H, W, K). The
 helpers here are shared by every parser (`deepcolor.features.teacher`,
-`deepcolor.features.greyparser`): the softmax of logits, the resizing of a
+`deepcolor.features.cvparser`, `deepcolor.features.greyparser`): the softmax of logits, the resizing of a
 stack of K maps, and the merging of classes into broader groups, by index
 (`group_probabilities` with a `deepcolor.features.labelsets.group_matrix`)
 or by class name (`GROUP_MERGES`, `merge_matrix`, `GroupedParser`).

@@ -11,16 +11,18 @@ Both answer ``predict_proba(gray) -> (H, W, K)`` and name their classes in
 ``classes_`` (and ``class_names``). A parser directory holds
 ``manifest.json`` and the weights as safetensors, written and read through
 `deepcolor.modelfiles` (checksums verified on loading).
+
+A format-2 directory also runs without torch, in OpenCV
+(`deepcolor.features.cvparser.OpenCVGreyParser`, what `load_parser` gives by
+default); `GreyParser` is the network that distillation trains.
 """
 
 import contextlib
-import hashlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
@@ -30,12 +32,9 @@ from deepcolor.modelfiles import ModelError, read_verified, versions, write_mode
 
 from ._validate import check_gray
 from .classprob import resize_channels, softmax
+from .cvparser import (PARSER_FORMAT, PARSER_FORMAT_VERSION, PARSER_WEIGHTS, GridParser, _parser_args,
+                       parser_input, read_parser_dir)
 from .deeplab import DeepLabNet
-from .labelsets import ADE20K_TO_COLOUR, COLOUR_CLASSES, class_matrix
-
-PARSER_FORMAT = "deepcolor-parser"
-PARSER_FORMAT_VERSION = 2  # 2: DeepLab graph (1 was the small student of issue 3, still read)
-PARSER_WEIGHTS = "deeplab.safetensors"
 
 STUDENT_FORMAT_VERSION = 1
 STUDENT_WEIGHTS = "student.safetensors"
@@ -67,8 +66,12 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-class GreyParser:
-    """A DeepLab scene parser run on a grey image: ``predict_proba(gray) -> (H, W, K)``.
+class GreyParser(GridParser):
+    """A DeepLab scene parser run on a grey image in torch: ``predict_proba(gray) -> (H, W, K)``.
+
+    The network that distillation trains (`deepcolor.distill`);
+    `deepcolor.features.cvparser.OpenCVGreyParser` runs the same directory
+    without torch, to float32 rounding.
 
     Parameters
     ----------
@@ -100,58 +103,23 @@ class GreyParser:
     def __init__(self, net, input_size, classes=None, mapping=None, info=None):
         if net.in_channels != 1:
             raise ValueError(f"a grey parser's network takes 1 channel, got {net.in_channels}")
-        if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size < 33:
-            raise ValueError(f"input_size must be an int >= 33, got {input_size!r}")
+        super().__init__(input_size, classes, mapping, info)
         self.net = net.eval()
-        self.input_size = input_size
-        self.classes_ = tuple(COLOUR_CLASSES if classes is None else classes)
-        self.mapping = dict(ADE20K_TO_COLOUR if mapping is None else mapping)
-        self._matrix = torch.from_numpy(class_matrix(151, self.mapping, self.classes_))
-        self.info = dict(info or {})
-        self.sha256 = None
-        self._memo = None  # (key of the last grey image, its grid probabilities)
 
     @property
-    def class_names(self):
-        """The classes, as every parser of deepcolor names them (`classes_`)."""
-        return self.classes_
-
-    def with_classes(self, classes, mapping):
-        """The same network answering in another class set (e.g. the 17 groups shared with MSRC-v2)."""
-        other = GreyParser(self.net, self.input_size, classes, mapping, self.info)
-        other.sha256 = self.sha256
-        return other
+    def _matrix(self):
+        return torch.from_numpy(self.class_matrix_)
 
     def grid_logits(self, gray):
         """ADE20K logits (151, g, g) of a grey image (H, W) in [0, 1] stretched to the input size."""
-        gray = check_gray(gray).astype(np.float32)
-        s = self.input_size
-        interp = cv2.INTER_AREA if min(gray.shape) > s else cv2.INTER_LINEAR
-        x = cv2.resize(gray, (s, s), interpolation=interp) * 2.0 - 1.0  # the teacher's [-1, 1]
+        x = parser_input(gray, self.input_size)
         with torch.inference_mode(), one_thread():
             return self.net(torch.from_numpy(x)[None, None])[0]
 
-    def grid_proba(self, gray):
-        """Class probabilities (g, g, K) float32 on the network's quarter-size grid.
-
-        The last image's result is kept: the semantic feature and the semantic
-        histogram ask for the same image one after the other.
-        """
-        gray = np.ascontiguousarray(gray)
-        key = (gray.shape, gray.dtype.str, hashlib.blake2b(gray.tobytes(), digest_size=16).digest())
-        memo = self._memo
-        if memo is not None and memo[0] == key:
-            return memo[1]
+    def _grid(self, gray):
         with torch.inference_mode(), one_thread():
             prob = torch.softmax(self.grid_logits(gray), dim=0)  # (151, g, g)
-            grid = torch.tensordot(prob, self._matrix, dims=([0], [0])).numpy()  # (g, g, K)
-        self._memo = (key, grid)  # one assignment: a reader sees an old or a new pair, never half
-        return grid
-
-    def predict_proba(self, gray):
-        """Class probabilities (H, W, K) float32 of a grey image (H, W) in [0, 1], summing to 1."""
-        prob = resize_channels(np.ascontiguousarray(self.grid_proba(gray)), np.asarray(gray).shape)
-        return prob / prob.sum(axis=-1, keepdims=True)  # float32 rounding only
+            return torch.tensordot(prob, self._matrix, dims=([0], [0])).numpy()  # (g, g, K)
 
     def save(self, out_dir, overwrite=False):
         """Write a parser directory: ``manifest.json`` and float16 ``deeplab.safetensors``, swapped in whole.
@@ -175,14 +143,12 @@ class GreyParser:
     @classmethod
     def load(cls, parser_dir):
         """Load and verify a parser directory; raises ModelError naming the file and the problem."""
-        manifest, blobs = read_verified(parser_dir, PARSER_FORMAT, PARSER_FORMAT_VERSION, "parser")
+        manifest, weights = read_parser_dir(parser_dir)
         try:
             net = DeepLabNet(manifest["spec"], in_channels=1)
-            state = {k: v.float() for k, v in st_load(blobs[PARSER_WEIGHTS]).items()}
-            net.load_state_dict(state, strict=True)
-            mapping = {int(k): v for k, v in manifest["mapping"].items()}
-            parser = cls(net, int(manifest["input_size"]), manifest["classes"], mapping, manifest.get("info"))
-        except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
+            net.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+            parser = cls(net, *_parser_args(manifest))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelError(f"{Path(parser_dir) / 'manifest.json'}: inconsistent parser "
                              f"({type(exc).__name__}: {exc})") from None
         parser.sha256 = manifest["files"][PARSER_WEIGHTS]

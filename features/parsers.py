@@ -8,6 +8,14 @@ instead. ``semantic_groups`` merges the parser's classes into groups
 
 A parser is any object with ``class_names`` (or ``classes_``, the same tuple)
 and ``predict_proba(gray) -> (H, W, K)``.
+
+A format-2 parser directory (the bundled parser) runs in OpenCV by default
+(``runtime="opencv"``, `deepcolor.features.cvparser`): loading and running it
+does not import torch. ``runtime="torch"`` gives the torch network of the
+same directory (`deepcolor.features.greyparser.GreyParser`), for code that
+trains it or needs its gradients. Both give the same probabilities to float32
+rounding, and neither depends on its thread count. The old format-1 student
+(``deepcolor/models/parser-v1``) is run in torch whatever the runtime.
 """
 
 import functools
@@ -20,6 +28,8 @@ import deepcolor
 from .classprob import GROUP_MERGES, GroupedParser, merge_matrix
 from .labelsets import ADE20K_TO_SHARED, SHARED_GROUPS, group_matrix
 from .teacher import TFLiteParser
+
+RUNTIMES = ("opencv", "torch")
 
 
 def _parser_format_version(path):
@@ -39,14 +49,20 @@ def _manifest_digest(path):
 
 
 @functools.lru_cache(maxsize=4)
-def _load_parser_dir(path, manifest_digest):
-    """A parser directory, loaded once per process (per manifest) whatever merges of its classes are asked for."""
-    # lazy: the grey-image parsers need torch, which a TFLite parser or --help does not
-    from .greyparser import GreyParser, StudentParser
+def _load_parser_dir(path, manifest_digest, runtime):
+    """A parser directory, loaded once per process (per manifest and runtime) whatever merges of its classes."""
+    # lazy: torch only when asked for (or for the old student); OpenCV's parser not for a TFLite parser or --help
+    if _parser_format_version(path) == 1:  # the small student of issue 3, torch only
+        from .greyparser import StudentParser
 
-    if _parser_format_version(path) == 1:  # the small student of issue 3
         return StudentParser.load(path)
-    return GreyParser.load(path)
+    if runtime == "torch":
+        from .greyparser import GreyParser
+
+        return GreyParser.load(path)
+    from .cvparser import OpenCVGreyParser
+
+    return OpenCVGreyParser.load(path)
 
 
 def parser_sha256(spec="default"):
@@ -74,7 +90,7 @@ def default_parser_dir():
 
 
 @functools.lru_cache(maxsize=4)
-def load_parser(spec="default", groups="parser", threads=1):
+def load_parser(spec="default", groups="parser", threads=1, runtime="opencv"):
     """The parser named by a feature setting, loaded once per process.
 
     Parameters
@@ -88,6 +104,11 @@ def load_parser(spec="default", groups="parser", threads=1):
         merge sums them into its groups.
     threads : int
         Threads of the TFLite interpreter.
+    runtime : {"opencv", "torch"}
+        What runs a format-2 parser directory: OpenCV's dnn module
+        (`deepcolor.features.cvparser.OpenCVGreyParser`, no torch) or torch
+        (`deepcolor.features.greyparser.GreyParser`, for training). Not used
+        for a ``.tflite`` file or a format-1 directory (torch).
 
     Returns
     -------
@@ -100,13 +121,15 @@ def load_parser(spec="default", groups="parser", threads=1):
                                     f"rebuild it with `make parser` or name one with semantic_parser")
     if groups not in GROUP_MERGES:
         raise ValueError(f"groups must be one of {sorted(GROUP_MERGES)}, got {groups!r}")
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
     path = Path(spec)
     if path.suffix == ".tflite":
         teacher = TFLiteParser(path, threads=threads)
         parser = GroupedParser(teacher, group_matrix(teacher.n_classes, ADE20K_TO_SHARED, SHARED_GROUPS),
                                SHARED_GROUPS + ("other",))
     else:
-        parser = _load_parser_dir(str(path), _manifest_digest(path))
+        parser = _load_parser_dir(str(path), _manifest_digest(path), runtime)
     merge = GROUP_MERGES[groups]
     if merge is None:
         return parser

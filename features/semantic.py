@@ -9,8 +9,8 @@ boundaries). The same probabilities give each image a semantic histogram
 This module holds the feature itself, whatever parser gives the
 probabilities: the guided smoothing, the per-pixel feature and the
 histogram. The parsers, their classes and their loading live beside it
-(`deepcolor.features.parsers`, `.teacher`, `.greyparser`, `.deeplab`,
-`.classprob`, `.labelsets`). A parser is any object with ``class_names`` (or
+(`deepcolor.features.parsers`, `.teacher`, `.cvparser`, `.onnxgraph`,
+`.greyparser`, `.deeplab`, `.classprob`, `.labelsets`). A parser is any object with ``class_names`` (or
 ``classes_``, the same tuple) and ``predict_proba(gray) -> (H, W, K)``.
 """
 

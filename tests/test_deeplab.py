@@ -114,7 +114,7 @@ def test_grey_parser_invariant_threads(rng):
     # to be split across threads; the caller's thread count is restored.
     from deepcolor.features import load_parser
 
-    parser = load_parser()
+    parser = load_parser(runtime="torch")
     gray = rng.random((61, 83)).astype(np.float32)
     before = torch.get_num_threads()
     try:
@@ -222,13 +222,17 @@ def test_grey_parser_load_exception_inconsistent(tiny_grey_parser, tmp_path):
 
 
 def test_load_parser_dispatch(tiny_grey_parser, tiny_parser_dir, tmp_path):
-    # A version-2 directory loads as a GreyParser, the old student's (version 1) still loads.
+    # A version-2 directory loads in OpenCV (a GreyParser when torch is asked for), the old student's
+    # (version 1) still loads, in torch whatever the runtime.
+    from deepcolor.features.cvparser import OpenCVGreyParser
     from deepcolor.features.parsers import load_parser
     from deepcolor.features.greyparser import StudentParser
 
     tiny_grey_parser.save(tmp_path / "p")
-    assert isinstance(load_parser(str(tmp_path / "p")), GreyParser)
+    assert isinstance(load_parser(str(tmp_path / "p")), OpenCVGreyParser)
+    assert isinstance(load_parser(str(tmp_path / "p"), runtime="torch"), GreyParser)
     assert isinstance(load_parser(str(tiny_parser_dir)), StudentParser)
+    assert isinstance(load_parser(str(tiny_parser_dir), runtime="torch"), StudentParser)
     coarse = load_parser(str(tmp_path / "p"), "coarse")  # merged by class name: none falls to "other" by mistake
     assert coarse.class_names == ("sky", "vegetation", "water", "ground", "person", "animal", "built", "other")
     np.testing.assert_array_equal(coarse.matrix[:, :-1].sum(axis=0) > 0, True)
