@@ -24,6 +24,7 @@ from deepcolor.clustering import image_descriptors
 from deepcolor.color import rgb_to_yuv, to_float
 from deepcolor.features.config import FeatureConfig
 from deepcolor.features import compute_features, load_parser
+from deepcolor.features.parsers import parser_runtime
 from deepcolor.files import atomic_write_bytes, atomic_write_text
 from deepcolor.images.formats import find_images
 from deepcolor.images.picture import ImageError
@@ -79,7 +80,15 @@ def _shard_name(sha, cfg):
 
 
 def _process(path, sha, out_dir, cfg):
-    """Extract one reference; returns its manifest entry (never raises for a bad image)."""
+    """Extract one reference; returns its manifest entry (never raises for a bad image).
+
+    The scene parser runs in torch here (`deepcolor.features.parsers.parser_runtime`).
+    """
+    with parser_runtime("torch"):
+        return _extract(path, sha, out_dir, cfg)
+
+
+def _extract(path, sha, out_dir, cfg):
     entry = {"source": str(path), "sha256": sha}
     try:
         image = read_image(path)

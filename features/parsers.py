@@ -18,6 +18,7 @@ rounding, and neither depends on its thread count. The old format-1 student
 (``deepcolor/models/parser-v1``) is run in torch whatever the runtime.
 """
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -89,8 +90,29 @@ def default_parser_dir():
     return Path(deepcolor.__file__).parent / "models" / "parser"
 
 
-@functools.lru_cache(maxsize=4)
-def load_parser(spec="default", groups="parser", threads=1, runtime="opencv"):
+_RUNTIME = ["opencv"]  # what `load_parser` runs a parser directory with when not told (`parser_runtime`)
+
+
+@contextlib.contextmanager
+def parser_runtime(runtime):
+    """Inside the block, `load_parser` runs parser directories with `runtime` unless told otherwise.
+
+    `deepcolor.extract` computes the features of training references with
+    torch's parser: the bundled model was trained on those features, and
+    ``make default-model`` rebuilds it byte for byte only from the same floats
+    (OpenCV's differ by up to 4e-6). Colorizing keeps OpenCV's, without torch.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
+    before = _RUNTIME[0]
+    _RUNTIME[0] = runtime
+    try:
+        yield
+    finally:
+        _RUNTIME[0] = before
+
+
+def load_parser(spec="default", groups="parser", threads=1, runtime=None):
     """The parser named by a feature setting, loaded once per process.
 
     Parameters
@@ -104,8 +126,9 @@ def load_parser(spec="default", groups="parser", threads=1, runtime="opencv"):
         merge sums them into its groups.
     threads : int
         Threads of the TFLite interpreter.
-    runtime : {"opencv", "torch"}
-        What runs a format-2 parser directory: OpenCV's dnn module
+    runtime : {"opencv", "torch"}, optional
+        What runs a format-2 parser directory (default: "opencv", or that of
+        the enclosing `parser_runtime` block): OpenCV's dnn module
         (`deepcolor.features.cvparser.OpenCVGreyParser`, no torch) or torch
         (`deepcolor.features.greyparser.GreyParser`, for training). Not used
         for a ``.tflite`` file or a format-1 directory (torch).
@@ -114,6 +137,11 @@ def load_parser(spec="default", groups="parser", threads=1, runtime="opencv"):
     -------
     parser : object with ``class_names``, ``sha256`` and ``predict_proba(gray) -> (H, W, K)``
     """
+    return _load_parser(spec, groups, threads, _RUNTIME[0] if runtime is None else runtime)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_parser(spec, groups, threads, runtime):
     if spec == "default":
         spec = default_parser_dir()
         if not (spec / "manifest.json").is_file():
@@ -134,3 +162,6 @@ def load_parser(spec="default", groups="parser", threads=1, runtime="opencv"):
     if merge is None:
         return parser
     return GroupedParser(parser, merge_matrix(parser.class_names, merge), tuple(merge) + ("other",))
+
+
+load_parser.cache_clear = _load_parser.cache_clear  # tests reload a parser rewritten under the same name

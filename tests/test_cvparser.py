@@ -394,6 +394,27 @@ def test_load_parser_runtime(small_parser_dir):
     load_parser.cache_clear()
 
 
+def test_parser_runtime_block(small_parser_dir, monkeypatch):
+    """`parser_runtime` sets what load_parser runs with inside it; training references take torch's."""
+    from deepcolor import extract
+    from deepcolor.features.greyparser import GreyParser
+    from deepcolor.features.parsers import parser_runtime
+
+    load_parser.cache_clear()
+    with parser_runtime("torch"):
+        assert isinstance(load_parser(str(small_parser_dir)), GreyParser)
+        assert isinstance(load_parser(str(small_parser_dir), runtime="opencv"), OpenCVGreyParser)  # told
+    assert isinstance(load_parser(str(small_parser_dir)), OpenCVGreyParser)  # as before the block
+    with pytest.raises(ValueError, match=r"runtime must be one of \['opencv', 'torch'\], got 'tf'"):
+        with parser_runtime("tf"):
+            pass
+    seen = []
+    monkeypatch.setattr(extract, "_extract", lambda *args: seen.append(type(load_parser(str(small_parser_dir)))))
+    extract._process("ref.png", "0" * 64, "out", None)
+    assert seen == [GreyParser]
+    load_parser.cache_clear()
+
+
 # --- the bundled parser -----------------------------------------------------------------------------
 
 
