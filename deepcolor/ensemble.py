@@ -16,6 +16,10 @@ is in the manifest too.
 No pickles: weights load with safetensors, arrays with ``allow_pickle=False``.
 Loading verifies every file (and the cluster table) against the manifest's
 sha256 and rejects a mismatch.
+
+Loading and predicting do not import torch: a model holds its networks as
+`deepcolor.npnet.NumpyChromaNet`; training converts them to and from torch
+(`deepcolor.networks.ChromaNet.from_numpy`, ``to_numpy``).
 """
 
 import io
@@ -23,9 +27,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
 
 from deepcolor import __version__
 from deepcolor.chroma import predict_model_chroma
@@ -39,7 +42,7 @@ from deepcolor.features import load_parser
 from deepcolor.features.parsers import parser_sha256
 from deepcolor.modelfiles import (MANIFEST, ModelError, _sha, check_settings_sha, settings_sha, versions,
                                   write_model_dir)
-from deepcolor.networks import ChromaNet, predict
+from deepcolor.npnet import NumpyChromaNet
 
 
 def cluster_table(clusters, nets):
@@ -54,12 +57,44 @@ def _table_sha(table):
     return _sha(json.dumps(table, sort_keys=True).encode())
 
 
+def _as_numpy(net):
+    """`net` as a `NumpyChromaNet`: itself, or a torch `ChromaNet` converted (``to_numpy``)."""
+    if isinstance(net, NumpyChromaNet):
+        return net
+    if not hasattr(net, "to_numpy"):
+        raise TypeError(f"a model's networks must be NumpyChromaNet or ChromaNet, got {type(net).__name__}")
+    return net.to_numpy()
+
+
+def _load_network(model_dir, spec, blobs):
+    """The network of one manifest entry, from its weights and normalisation files (already verified).
+
+    Raises ModelError naming the file that does not hold what the entry says.
+    """
+    path = model_dir / spec["normalisation"]
+    try:  # numpy's zip and format errors, a missing array
+        with np.load(io.BytesIO(blobs[spec["normalisation"]]), allow_pickle=False) as norm:
+            mean, std = norm["mean"], norm["std"]
+        path = model_dir / spec["weights"]
+        state = st_load(blobs[spec["weights"]])  # safetensors' own error
+        net = NumpyChromaNet.from_state(state, mean, std)  # names and shapes chain; cast to float32
+        shape = (net.in_dim, net.hidden, net.n_hidden_layers)
+        if shape != (spec["in_dim"], spec["hidden"], spec["n_hidden_layers"]):
+            raise ValueError(f"a network of in_dim, hidden, n_hidden_layers = {shape}, the manifest says "
+                             f"{(spec['in_dim'], spec['hidden'], spec['n_hidden_layers'])}")
+    except Exception as exc:
+        raise ModelError(f"{path}: inconsistent model ({type(exc).__name__}: {exc}); the model is corrupt") from None
+    return net
+
+
 class Model:
     """A trained colorization model: networks plus the settings that made them.
 
     Parameters
     ----------
-    networks : list of ChromaNet
+    networks : list of NumpyChromaNet or deepcolor.networks.ChromaNet
+        A torch network (as training returns it) is converted with its
+        ``to_numpy``; the model holds `NumpyChromaNet` only.
     feature_config : FeatureConfig
     train_config : TrainConfig
     refine_config : RefineConfig
@@ -76,7 +111,7 @@ class Model:
                  clusters=None, cluster_config=None):
         if not networks:
             raise ValueError("a model needs at least one network")
-        self.networks = list(networks)
+        self.networks = [_as_numpy(net) for net in networks]
         self.feature_config = feature_config
         self.train_config = train_config
         self.refine_config = refine_config or RefineConfig()
@@ -98,10 +133,8 @@ class Model:
         return bool(self.clusters)
 
     def predict_uv(self, features, network=0):
-        """Chrominance (N, 2) float32 for features (N, D) float32."""
-        # Batches of 2048 pixels stay in cache: 40 ms per 256x171 image on one thread
-        # against 56 ms in one batch of 65536 (this machine, 2 cores).
-        return predict(self.networks[network], features, batch_size=2048)
+        """Chrominance (N, 2) float32 for features (N, D) float32, by network `network` (numpy, no torch)."""
+        return self.networks[network].predict(features)
 
     def predict_chroma(self, y):
         """The colorizer interface (as every baseline's): U, V for a full-resolution luminance (H, W).
@@ -160,16 +193,16 @@ class Model:
         """The manifest (its table of files still to fill) and the bytes of every file, by name."""
         files, nets = {}, []
         for i, net in enumerate(self.networks):
-            state = {k: v.contiguous() for k, v in net.state_dict().items() if k not in ("mean", "std")}
+            state = {k: np.ascontiguousarray(v) for k, v in net.state().items()}
             # one metadata key: safetensors writes a map of several in a random order, and
             # the same network must give the same bytes (and checksum) every time
             weights = st_save(state, metadata={"format": f"{FORMAT} {__version__}"})
             buf = io.BytesIO()
-            np.savez(buf, mean=net.mean.numpy(), std=net.std.numpy())
+            np.savez(buf, mean=net.mean, std=net.std)
             wname, nname = f"net-{i:03d}.safetensors", f"net-{i:03d}.npz"
             files[wname], files[nname] = weights, buf.getvalue()
             nets.append({"weights": wname, "normalisation": nname, "in_dim": net.in_dim,
-                         "hidden": net.hidden[0].out_features, "n_hidden_layers": len(net.hidden)})
+                         "hidden": net.hidden, "n_hidden_layers": net.n_hidden_layers})
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -200,18 +233,9 @@ class Model:
             fcfg = FeatureConfig.from_dict(manifest["feature_config"])
             tcfg = TrainConfig.from_dict(manifest["train_config"])
             rcfg = RefineConfig.from_dict(manifest["refine_config"])
-            networks = []
-            for spec in manifest["networks"]:
-                net = ChromaNet(spec["in_dim"], spec["hidden"], spec["n_hidden_layers"])
-                state = st_load(blobs[spec["weights"]])
-                with np.load(io.BytesIO(blobs[spec["normalisation"]]), allow_pickle=False) as norm:
-                    state["mean"] = torch.from_numpy(norm["mean"])
-                    state["std"] = torch.from_numpy(norm["std"])
-                net.load_state_dict(state, strict=True)
-                net.eval()
-                networks.append(net)
-        except Exception as exc:  # safetensors' own error, numpy's zip errors, torch's shape errors
+        except Exception as exc:
             raise ModelError(f"{mpath}: inconsistent model ({type(exc).__name__}: {exc})") from None
+        networks = [_load_network(model_dir, spec, blobs) for spec in manifest["networks"]]
         if any(net.in_dim != fcfg.dim for net in networks):
             raise ModelError(f"{mpath}: network input length {networks[0].in_dim} does not match "
                              f"the feature length {fcfg.dim} of its feature settings")

@@ -3,12 +3,17 @@
 A fully connected network maps a pixel's feature vector to its (U, V): three
 hidden layers with ReLU and a linear output of two neurons, trained by least
 squares on pixels sampled from the reference images.
+
+This module is training's (torch). A trained network colorizes as a
+`deepcolor.npnet.NumpyChromaNet` (numpy, no torch): `ChromaNet.to_numpy` and
+`ChromaNet.from_numpy` convert between the two.
 """
 
 import numpy as np
 import torch
 from torch import nn
 
+from deepcolor.npnet import NumpyChromaNet
 from deepcolor.training import fit
 
 
@@ -35,6 +40,25 @@ class ChromaNet(nn.Module):
     @property
     def in_dim(self):
         return self.hidden[0].in_features
+
+    @classmethod
+    def from_numpy(cls, net, dropout=0.0, block=None, block_dropout=0.0):
+        """The torch network of a `deepcolor.npnet.NumpyChromaNet` (weights and normalisation copied), to train.
+
+        `dropout`, `block` and `block_dropout` are the training settings of
+        `ChromaNet` (a stored network has none).
+        """
+        out = cls(net.in_dim, net.hidden, net.n_hidden_layers, dropout, block, block_dropout)
+        state = {k: torch.from_numpy(np.array(v, np.float32)) for k, v in net.state().items()}
+        state["mean"], state["std"] = torch.from_numpy(np.array(net.mean)), torch.from_numpy(np.array(net.std))
+        out.load_state_dict(state, strict=True)
+        return out
+
+    def to_numpy(self):
+        """This network's forward pass in numpy (`deepcolor.npnet.NumpyChromaNet`), its arrays copied."""
+        state = {k: v.detach().cpu().numpy().copy() for k, v in self.state_dict().items()}
+        return NumpyChromaNet.from_state({k: v for k, v in state.items() if k not in ("mean", "std")},
+                                         state["mean"], state["std"])
 
     def forward(self, x):
         x = (x - self.mean) / self.std  # (N, D)
@@ -93,7 +117,7 @@ def train_network(x_train, y_train, x_val, y_val, cfg, progress=None, block=None
     w_train, w_val : ndarray of shape (N,), optional
         Per-pixel weights of the squared error (see `deepcolor.train.image_weights`);
         uniform if not given.
-    init : ChromaNet, optional
+    init : ChromaNet or deepcolor.npnet.NumpyChromaNet, optional
         Start from its weights and input normalisation (fine-tuning); its
         held-out MSE before training is the score to beat, so the result is
         never worse on the held-out images than `init`.
@@ -125,6 +149,8 @@ def train_network(x_train, y_train, x_val, y_val, cfg, progress=None, block=None
         net.mean.copy_(torch.from_numpy(mean))
         net.std.copy_(torch.from_numpy(std))
     else:
+        if not isinstance(init, ChromaNet):  # a loaded model's network
+            init = ChromaNet.from_numpy(init)
         if init.in_dim != net.in_dim or init.hidden[0].out_features != cfg.hidden or len(init.hidden) != len(net.hidden):
             raise ValueError("the initial network's shape differs from the training settings'")
         net.load_state_dict(init.state_dict())

@@ -334,7 +334,7 @@ def closest_network(model, shards):
     mse : list of float
         Each network's error.
     """
-    mse = [float(np.mean([np.mean((predict(net, x) - uv) ** 2) for x, uv in shards])) for net in model.networks]
+    mse = [float(np.mean([np.mean((net.predict(x) - uv) ** 2) for x, uv in shards])) for net in model.networks]
     return int(np.argmin(mse)), mse
 
 
@@ -370,7 +370,7 @@ def fine_tune_epochs(shards, train_cfg, start_net, block=None, folds=FINETUNE_FO
     shards : list of (ndarray (n, D), ndarray (n, 2))
         Each reference's features and chrominance, float32.
     train_cfg : TrainConfig
-    start_net : ChromaNet
+    start_net : ChromaNet or deepcolor.npnet.NumpyChromaNet
     block : (int, int), optional
         Columns of the semantic feature (`feature_block`).
     folds : int
@@ -438,8 +438,7 @@ def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=N
     feature_cfg = FeatureConfig.from_dict(manifest["feature_config"])
     check_init_features(init.feature_config, feature_cfg, features_dir, init_dir)
     start_net = init.networks[0]
-    train_cfg = (train_cfg or TrainConfig()).replace(hidden=start_net.hidden[0].out_features,
-                                                     n_hidden_layers=len(start_net.hidden))
+    train_cfg = (train_cfg or TrainConfig()).replace(hidden=start_net.hidden, n_hidden_layers=start_net.n_hidden_layers)
     sources, shards = _load_xy(features_dir, manifest)
     start = time.perf_counter()
     block = feature_block(feature_cfg, "semantic")
