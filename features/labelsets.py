@@ -20,7 +20,6 @@ import random
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from deepcolor.images.formats import find_images
 from deepcolor.images.read import read_rgb_u8
@@ -232,6 +231,8 @@ def labelled_pairs(data, name, split):
 
 def read_labelled(photo, label_path):
     """A labelled photo: RGB uint8 (H, W, 3) and its label image (H, W) uint8; ValueError naming the file."""
+    from PIL import Image  # lazy: only labelled sets need it (palette PNGs as indices), not colorizing
+
     rgb = read_rgb_u8(photo)
     try:
         labels = np.asarray(Image.open(label_path))
