@@ -142,7 +142,8 @@ def test_compose_empty():
     (np.zeros((4, 5)), np.zeros((2, 2, 3)), np.uint8, ValueError,
      r"uv must have shape \(h, w, 2\) with h, w >= 1, got \(2, 2, 3\)"),
     (np.zeros((4, 5)), np.zeros((0, 2, 2)), np.uint8, ValueError, r"got \(0, 2, 2\)"),
-    (np.full((4, 5), 1.5), np.zeros((2, 2, 2)), np.uint8, ValueError, r"y must lie in \[0, 1\], got range \[1.5, 1.5\]"),
+    (np.full((4, 5), 1.5), np.zeros((2, 2, 2)), np.uint8, ValueError,
+     r"y must lie in \[0, 1\], got range \[1.5, 1.5\]"),
     (np.full((4, 5), np.nan), np.zeros((2, 2, 2)), np.uint8, ValueError, r"y must lie in \[0, 1\]"),
     (np.zeros((4, 5)), np.full((2, 2, 2), np.inf), np.uint8, ValueError, "uv must be finite"),
 ])
