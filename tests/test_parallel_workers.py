@@ -1,4 +1,4 @@
-"""deepcolor.parallel without dask (issue 19): worker counts, the workers' environment and imports, malloc thresholds.
+"""deepcolor.parallel without dask (issue 19): worker counts, workers' environment and imports, malloc thresholds.
 
 The dask backend's tests are in test_parallel.py (they need dask.distributed).
 """
@@ -52,14 +52,8 @@ def test_using_dask_without_joblib(monkeypatch):
     assert "joblib" not in sys.modules  # and it did not import it
 
 
-def test_restore_malloc_thresholds_unset(monkeypatch):
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    assert parallel.restore_malloc_thresholds() is False
-
-
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_restore_malloc_thresholds_dask_setting(monkeypatch):
+def test_set_malloc_thresholds_unit(monkeypatch):
     calls = []
 
     class Libc:
@@ -67,26 +61,39 @@ def test_restore_malloc_thresholds_dask_setting(monkeypatch):
             calls.append((param, value))
             return 1
 
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # as dask's nanny starts its workers
     monkeypatch.setattr(parallel.ctypes, "CDLL", lambda name: Libc())
-    assert parallel.restore_malloc_thresholds() is True
+    assert parallel.set_malloc_thresholds() is True
     assert calls == [(-3, 32 << 20), (-1, 64 << 20)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
-    # and the real call succeeds in a worker started with the variable set
+    # and glibc accepts them, in a worker started as dask's nanny starts its workers
     monkeypatch.undo()
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
-    assert _in_worker("__import__('deepcolor.parallel').parallel.restore_malloc_thresholds()") is True
+    assert _in_worker("__import__('deepcolor.parallel').parallel.set_malloc_thresholds()") is True
 
 
-def test_restore_malloc_thresholds_without_mallopt(monkeypatch):
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
-
+def test_set_malloc_thresholds_without_mallopt(monkeypatch):
     def no_libc(name):
         raise OSError("no C library")
 
     monkeypatch.setattr(parallel.ctypes, "CDLL", no_libc)
-    assert parallel.restore_malloc_thresholds() is False
+    assert parallel.set_malloc_thresholds() is False
     monkeypatch.setattr(parallel.ctypes, "CDLL", lambda name: object())  # a C library without mallopt
-    assert parallel.restore_malloc_thresholds() is False
+    assert parallel.set_malloc_thresholds() is False
+    monkeypatch.setattr(parallel.ctypes, "CDLL", lambda name: type("Libc", (), {"mallopt": lambda s, p, v: 0})())
+    assert parallel.set_malloc_thresholds() is False  # refused
+
+
+def test_colorize_sets_malloc_thresholds_here(tiny_model_dir, tmp_path, tiny_scene, monkeypatch):
+    from PIL import Image
+
+    from deepcolor.color import rgb_to_gray_u8
+    from deepcolor.ensemble import Model
+
+    src = tmp_path / "g.png"
+    Image.fromarray(rgb_to_gray_u8(tiny_scene(40, 33, 8))).save(src)
+    calls = []
+    monkeypatch.setattr(colorize, "set_malloc_thresholds", lambda: calls.append(1))
+    (outcome,) = colorize.colorize_batch(Model.load(tiny_model_dir), None, [(src, tmp_path / "o.png")], quiet=True)
+    assert outcome.status == "done" and calls == [1]
 
 
 def test_set_torch_threads_only_when_loaded(monkeypatch):
@@ -119,9 +126,10 @@ def test_worker_colorize_one_thread_per_worker(tiny_model_dir, tmp_path, tiny_sc
     Image.fromarray(rgb_to_gray_u8(tiny_scene(40, 33, 7))).save(src)
     threads = []
     monkeypatch.setattr(colorize, "_WORKER_MODELS", {})
+    monkeypatch.setattr(colorize, "set_malloc_thresholds", lambda: threads.append("malloc"))
     monkeypatch.setattr(cv2, "setNumThreads", threads.append)
     monkeypatch.setattr(colorize, "set_torch_threads", lambda n: threads.append(("torch", n)))
     outcome = colorize._worker_colorize(tiny_model_dir, src, tmp_path / "out.png", False, None)
-    assert outcome.status == "done" and threads == [("torch", 1), 1]
+    assert outcome.status == "done" and threads == ["malloc", ("torch", 1), 1]
     colorize._worker_colorize(tiny_model_dir, src, tmp_path / "out2.png", False, None)
-    assert threads == [("torch", 1), 1]  # once per worker: the model is cached
+    assert threads == ["malloc", ("torch", 1), 1]  # once per worker: the model is cached
