@@ -213,12 +213,14 @@ def load_colorizer(model_dir, method="deepcolor"):
     ModelError
         A broken model directory, or one that holds another method than `method`.
     """
-    # lazy: both import torch, and `deepcolor --help` imports this module for METHODS
-    from deepcolor.baselines.estimator import Baseline
-    from deepcolor.ensemble import Model
-
+    # lazy, each only for its method: the baselines need torch, and `deepcolor --help` imports this
+    # module for METHODS
     if method == "deepcolor":
+        from deepcolor.ensemble import Model
+
         return Model.load(model_dir)
+    from deepcolor.baselines.estimator import Baseline
+
     baseline = Baseline.load(model_dir)
     if baseline.name != method:
         raise ModelError(f"{model_dir}: holds the {baseline.name!r} baseline, not {method!r}")

@@ -133,3 +133,10 @@ def test_worker_colorize_one_thread_per_worker(tiny_model_dir, tmp_path, tiny_sc
     assert outcome.status == "done" and threads == ["malloc", ("torch", 1), 1]
     colorize._worker_colorize(tiny_model_dir, src, tmp_path / "out2.png", False, None)
     assert threads == ["malloc", ("torch", 1), 1]  # once per worker: the model is cached
+
+
+def test_load_colorizer_deepcolor_does_not_load_the_baselines(tiny_model_dir):
+    # The baselines' estimator imports torch; deepcolor's model is loaded without it (its own
+    # imports are its own business).
+    assert _in_worker(f"__import__('deepcolor.colorize').colorize.load_colorizer({str(tiny_model_dir)!r}) and "
+                      "'deepcolor.baselines.estimator' in __import__('sys').modules") is False
