@@ -80,7 +80,10 @@ personal: install ## a personal model for the grey photos TARGETS: N_REFS refere
 	$(BIN)/deepcolor train $(PERSONAL)/features --init $(or $(INIT),default) --out $(PERSONAL)/model --seed $(SEED) --overwrite
 	@echo "make personal: colorize with: make colorize IN=$(TARGETS) OUT=work/colorized MODEL=$(PERSONAL)/model"
 
+# bench installs the speed section's peer, the ECCV16 network of Zhang et al.: its package alone,
+# without its dependencies (torch is deepcolor's own; matplotlib and IPython are not needed to time it).
 bench: install ## measure quality and speed on BSDS500 (DATA); JSON on stdout and in BENCH_OUT
+	$(BIN)/python -m pip install --quiet --no-deps rz-colorization==1.0.5 || echo "make bench: rz-colorization not installed; the speed section says so" >&2
 	$(BIN)/python -m deepcolor.bench --data $(DATA) --jobs $(JOBS) --out $(BENCH_OUT) --sections $(BENCH_SECTIONS)
 
 report: install ## the paper's ablation and the baselines trained on REFS, scored on IN: REPORT_OUT/report.html

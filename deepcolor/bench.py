@@ -28,14 +28,17 @@ Prints one JSON document (and writes it to --out). Sections:
   Background test and CamVid test (`deepcolor.bench_parsing`): pixel accuracy
   and mean IoU of the ADE20K teacher on colour and on grey, the old student
   and the grey-image parser on grey; the parser's time per test image.
-- ``speed``: colorize time per test image, model loaded (start-up excluded),
-  torch on one thread as `deepcolor colorize` runs it: in memory (luminance in,
-  RGB out) over all test images, and file to file (read, colorize, write PNG)
-  over the first 50; a 12- and a 50-megapixel photo file to file in a fresh
-  process, with that process's peak resident memory (Python and torch
-  included); the whole test folder through ``deepcolor colorize --jobs N`` in a
-  fresh process (start-up included), and the same on a local dask cluster of
-  N workers (``--backend dask``), with the ratio of their wall times.
+- ``speed`` (`deepcolor.bench_speed`): issue 19's table, each row beside its floor or peer
+  measured in the same run, with the issue's target and pass or fail: ``deepcolor colorize`` of
+  one photo (whole command) against reading and writing it with OpenCV; seconds per photo (60
+  photos, one process) of the model and of a patch+DAISY network against the ECCV16 network's
+  forward pass (``rz-colorization``, installed without dependencies by ``make bench``); the test
+  folder with ``--jobs N`` against ``--jobs 1``, and on a local dask cluster of N workers against
+  ``--jobs N`` (the cluster's start timed apart); a 12-megapixel photo file to file in a fresh
+  process against decoding and encoding it, with the process's peak resident memory. Also:
+  colorize time per test image in memory (all) and file to file (the first 50), torch on one
+  thread as `deepcolor colorize` runs it, and a 50-megapixel photo. Wall times are the least of
+  two alternating runs; the load average before and after is reported.
 - ``baselines`` (only when named in ``--sections``; about 30 minutes): the
   training choices of `deepcolor.baselines`, each trained twice on the
   references and scored on the test images (mean and median PSNR): the
@@ -291,7 +294,7 @@ def _run_sections(report, args, data, refs, items, test_paths, configs):
         else:
             report["parsing"] = run_parsing(data, fcfg, test_paths[:50])
         if "speed" in args.sections:
-            report["speed"] = bench_speed(model, model_dir, items, test_paths, work, args.jobs)
+            report["speed"] = bench_speed(model, model_dir, items, test_paths, work, args.jobs, refs=refs)
         if "baselines" in args.sections:
             ref_paths = [p for r in refs for p in find_images(r)]
             report["baselines"] = bench_baselines(ref_paths, items, data / "intel_scenes")

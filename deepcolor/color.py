@@ -155,17 +155,31 @@ def combine_luma_chroma(y, uv):
         raise ValueError("uv must be finite, got NaN or infinite values")
     if y.size == 0:
         return np.zeros(y.shape + (3,), np.float32)
-    yuv = cv2.merge([y, uv[..., 0], uv[..., 1]])  # (H, W, 3)
-    rgb = cv2.transform(yuv, _YUV2RGB.astype(np.float32))  # (H, W, 3), per-pixel matrix product
+    return _combine_planes(y, uv[..., 0], uv[..., 1])
+
+
+_YUV2RGB_F32 = _YUV2RGB.astype(np.float32)
+
+
+def _combine_planes(y, u, v):
+    """`combine_luma_chroma`'s core, unchecked: Y, U, V planes (H, W) float32 -> RGB (H, W, 3) float32 in [0, 1].
+
+    `deepcolor.colorize.compose` calls it per strip of a large image, after checking its inputs once.
+    """
+    yuv = cv2.merge([y, u, v])  # (H, W, 3)
+    rgb = cv2.transform(yuv, _YUV2RGB_F32)  # (H, W, 3), per-pixel matrix product
     inside = cv2.inRange(rgb, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # (H, W) uint8, 255 where in gamut
-    rows, cols = np.nonzero(inside == 0)
-    if rows.size:  # only out-of-gamut pixels: scale their chroma at constant luminance
-        yy = y[rows, cols][:, None]  # (n, 1)
-        delta = rgb[rows, cols] - yy  # (n, 3): RGB change due to the chroma
-        with np.errstate(divide="ignore", invalid="ignore"):
-            room = np.where(delta > 0, (1.0 - yy) / delta, np.where(delta < 0, -yy / delta, np.inf))
-        scale = np.clip(room.min(axis=1, keepdims=True), 0.0, 1.0)
-        rgb[rows, cols] = np.clip(yy + scale * delta, 0.0, 1.0)
+    if cv2.countNonZero(inside) == inside.size:
+        return rgb
+    # only out-of-gamut pixels: scale their chroma at constant luminance
+    outside = np.flatnonzero(inside == 0)  # (n,) indices into the flattened image
+    flat = rgb.reshape(-1, 3)  # a view: rgb is contiguous
+    yy = y.reshape(-1)[outside][:, None]  # (n, 1)
+    delta = flat[outside] - yy  # (n, 3): RGB change due to the chroma
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(delta > 0, (1.0 - yy) / delta, np.where(delta < 0, -yy / delta, np.inf))
+    scale = np.clip(room.min(axis=1, keepdims=True), 0.0, 1.0)
+    flat[outside] = np.clip(yy + scale * delta, 0.0, 1.0)
     return rgb
 
 

@@ -1131,5 +1131,81 @@ def test_write_picture_exception_encoder(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cv2, "imencode", lambda *args, **kwargs: (False, None))
     with pytest.raises(ValueError, match="OpenCV could not encode a uint8 "):
-        write_picture(tmp_path / "out.png", _rgb())
+        write_picture(tmp_path / "out.jpg", _smooth_rgb())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_picture_jpeg_same_pixels_as_pillow(tmp_path):
+    # OpenCV's encoder at quality 95 against Pillow's (the encoder used before): the same
+    # libjpeg-turbo settings, so the decoded pixels are identical.
+    rgb = np.clip(_smooth_rgb(61, 47).astype(int) + np.random.default_rng(1).integers(-20, 21, (61, 47, 3)),
+                  0, 255).astype(np.uint8)
+    write_picture(tmp_path / "ours.jpg", rgb)
+    Image.fromarray(rgb).save(tmp_path / "pillow.jpg", quality=95)
+    np.testing.assert_array_equal(read_image(tmp_path / "ours.jpg"), read_image(tmp_path / "pillow.jpg"))
+
+
+def test_write_picture_jpeg_segments_after_app0(tmp_path):
+    source = _picture(_smooth_rgb(), icc=_srgb_icc(), exif=_exif().tobytes())
+    path = tmp_path / "out.jpg"
+    write_picture(path, _smooth_rgb(), source)
+    data = path.read_bytes()
+    assert data[:4] == b"\xff\xd8\xff\xe0"  # SOI, then JFIF's APP0 first
+    app0_end = 4 + struct.unpack(">H", data[4:6])[0]
+    assert data[app0_end:app0_end + 2] == b"\xff\xe1" and data[app0_end + 4:app0_end + 10] == b"Exif\x00\x00"
+    assert b"ICC_PROFILE\x00\x01\x01" in data
+
+
+def test_write_picture_jpeg_icc_split(tmp_path, monkeypatch):
+    # A profile longer than one APP2 segment is split into numbered segments (ICC.1 annex B.4).
+    from deepcolor.images import write as dwrite
+
+    icc = _srgb_icc()
+    monkeypatch.setattr(dwrite, "ICC_CHUNK", 100)
+    path = tmp_path / "out.jpg"
+    write_picture(path, _smooth_rgb(), _picture(_smooth_rgb(), icc=icc))
+    parts = -(-len(icc) // 100)
+    assert parts > 1 and path.read_bytes().count(b"ICC_PROFILE\x00") == parts
+    with Image.open(path) as img:
+        assert img.info["icc_profile"] == icc
+    assert read_picture(path).icc_profile == icc
+
+
+def test_write_picture_jpeg_icc_too_long(tmp_path, monkeypatch, caplog):
+    from deepcolor.images import write as dwrite
+
+    icc = _srgb_icc()
+    monkeypatch.setattr(dwrite, "ICC_CHUNK", 1)  # more than 255 segments
+    assert len(icc) > 255
+    path = tmp_path / "out.jpg"
+    with caplog.at_level(logging.WARNING, logger="deepcolor.images"):
+        write_picture(path, _smooth_rgb(), _picture(_smooth_rgb(), icc=icc))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ICC profile of {len(icc)} bytes does not fit in 255 JPEG APP2 segments; dropped"]
+    assert read_picture(path).icc_profile is None
+
+
+def test_write_picture_exception_jpeg_without_soi(tmp_path, monkeypatch):
+    import cv2
+
+    monkeypatch.setattr(cv2, "imencode", lambda *args, **kwargs: (True, np.frombuffer(b"\x00\x01xx", np.uint8)))
+    with pytest.raises(ValueError, match="OpenCV wrote a JPEG that does not start with SOI"):
+        write_picture(tmp_path / "out.jpg", _smooth_rgb(), _picture(_smooth_rgb(), icc=_srgb_icc()))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_encode_image_exception_encoder(monkeypatch):
+    import cv2
+
+    from deepcolor.images.write import encode_image
+
+    monkeypatch.setattr(cv2, "imencode", lambda *args, **kwargs: (False, None))
+    with pytest.raises(ValueError, match=r"OpenCV could not encode an image as \.jpg"):
+        encode_image(_rgb(), ".JPG")
+
+    def broken(*args, **kwargs):
+        raise cv2.error("no encoder")
+
+    monkeypatch.setattr(cv2, "imencode", broken)
+    with pytest.raises(ValueError, match=r"OpenCV could not encode a uint8 \(13, 9\) image as \.bmp: no encoder"):
+        encode_image(_rgb()[..., 0], ".bmp")

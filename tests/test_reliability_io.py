@@ -165,11 +165,11 @@ def _write_case(tmp_path, case, orientation):
     stored = np.ascontiguousarray(INVERSE[orientation](shown))
     base = tmp_path / f"{name}-o{orientation}"
     if writer is None:  # deepcolor's own PNG writer puts eXIf first
-        from deepcolor.images.write import _encode_png
+        from deepcolor.images.png import encode_png
 
         exif = _exif(orientation).tobytes()
-        exif = exif if exif.startswith(b"Exif") else b"Exif\x00\x00" + exif
-        base.with_suffix(".png").write_bytes(_encode_png(stored, None, None, exif))
+        exif = exif[6:] if exif.startswith(b"Exif") else exif  # the eXIf chunk holds the TIFF structure
+        base.with_suffix(".png").write_bytes(encode_png(stored, exif=exif))
     else:
         writer(base, stored, channels, bits, orientation)
     path = next(p for p in tmp_path.iterdir() if p.stem == base.name)

@@ -52,7 +52,7 @@ def _issue13_good(src, grey):
     import cv2
     import tifffile
 
-    from deepcolor.images.write import _encode_png
+    from deepcolor.images.png import encode_png
 
     g = grey[0]  # (40, 36)
     files = {}
@@ -77,7 +77,7 @@ def _issue13_good(src, grey):
     files["jpeg2000.jp2"] = _save(src / "jpeg2000.jp2", g)
     files["scan001"] = _save(src / "scan001", g, format="PNG")
     # a bad checksum in a text chunk: the pixels are intact (read by OpenCV, with a warning)
-    data = _encode_png(np.repeat(g[..., None], 3, axis=2), None, None, None)
+    data = encode_png(np.repeat(g[..., None], 3, axis=2))
     text = b"Comment\x00box 3"
     bad_text = struct.pack(">I", len(text)) + b"tEXt" + text + struct.pack(">I", zlib.crc32(b"tEXt" + text) ^ 1)
     (src / "badcrc_text.png").write_bytes(data[:33] + bad_text + data[33:])

@@ -7,6 +7,7 @@ One concept per module; import from them directly:
   `find_images` (no Pillow, no OpenCV).
 - `deepcolor.images.read`: `read_picture`, `read_image`, `read_rgb_u8`.
 - `deepcolor.images.write`: `write_picture`, `write_image`, `encode_image`.
+- `deepcolor.images.png`: `encode_png`, PNG deflated in row segments on every core.
 - `deepcolor.images.metadata`: EXIF orientation and tags; `deepcolor.images.tiff`: the TIFF
   reader and writer; `deepcolor.images.diagnose`: what is wrong with a damaged file.
 
