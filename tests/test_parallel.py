@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from deepcolor import parallel, record

@@ -10,7 +10,6 @@ from deepcolor.bundled import DEFAULT_MODEL
 from deepcolor.cli.common import CommandError, check_model_dir, configs, parallel_backend, \
     saturation_type
 from deepcolor.colorize import METHODS, Outcome, colorize_batch, load_colorizer, plan_outputs
-from deepcolor.gallery import write_gallery
 from deepcolor.files import display_path
 from deepcolor.images.picture import MAX_PIXELS
 from deepcolor.modelcheck import SETTING_LIMITS, verify_model
@@ -149,6 +148,8 @@ def cmd_colorize(args):
           f"{counts['failed']} failed{f', {len(ignored)} ignored (not images, hidden)' if ignored else ''} in "
           f"{time.perf_counter() - start:.1f} s -> {display_path(args.output)}", file=sys.stderr)
     if args.gallery:
+        from deepcolor.gallery import write_gallery  # lazy: Pillow and joblib, only for --gallery
+
         page = write_gallery(record_path.parent, outcomes, truth_dir=args.truth, jobs=args.jobs,
                              title=f"deepcolor colorize {args.input}")
         print(f"gallery: {page}", file=sys.stderr)
