@@ -44,8 +44,6 @@ def png_exif(path):
     Only the chunk headers are read (each chunk's data is skipped by seeking),
     so a large image is not decoded to find an eXIf chunk after its pixels.
     """
-    from PIL import Image  # lazy: --help stays fast
-
     with open(path, "rb") as fh:
         if fh.read(8) != b"\x89PNG\r\n\x1a\n":
             return None
@@ -58,6 +56,8 @@ def png_exif(path):
                 data = fh.read(length)
                 if len(data) < length:
                     return None
+                from PIL import Image  # lazy: only a PNG with an eXIf chunk needs Pillow
+
                 exif = Image.Exif()
                 try:
                     exif.load(data if data.startswith(b"Exif") else b"Exif\x00\x00" + data)
