@@ -19,6 +19,7 @@ rounding, and neither depends on its thread count. The old format-1 student
 """
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import json
@@ -90,7 +91,9 @@ def default_parser_dir():
     return Path(deepcolor.__file__).parent / "models" / "parser"
 
 
-_RUNTIME = ["opencv"]  # what `load_parser` runs a parser directory with when not told (`parser_runtime`)
+# What `load_parser` runs a parser directory with when not told (`parser_runtime`); a context
+# variable, so that threads of one process (a dask worker's) each keep their own.
+_RUNTIME = contextvars.ContextVar("parser_runtime", default="opencv")
 
 
 @contextlib.contextmanager
@@ -104,12 +107,11 @@ def parser_runtime(runtime):
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
-    before = _RUNTIME[0]
-    _RUNTIME[0] = runtime
+    token = _RUNTIME.set(runtime)
     try:
         yield
     finally:
-        _RUNTIME[0] = before
+        _RUNTIME.reset(token)
 
 
 def load_parser(spec="default", groups="parser", threads=1, runtime=None):
@@ -137,7 +139,7 @@ def load_parser(spec="default", groups="parser", threads=1, runtime=None):
     -------
     parser : object with ``class_names``, ``sha256`` and ``predict_proba(gray) -> (H, W, K)``
     """
-    return _load_parser(spec, groups, threads, _RUNTIME[0] if runtime is None else runtime)
+    return _load_parser(spec, groups, threads, _RUNTIME.get() if runtime is None else runtime)
 
 
 @functools.lru_cache(maxsize=4)

@@ -408,6 +408,27 @@ def test_parser_runtime_block(small_parser_dir, monkeypatch):
     with pytest.raises(ValueError, match=r"runtime must be one of \['opencv', 'torch'\], got 'tf'"):
         with parser_runtime("tf"):
             pass
+    # another thread inside or leaving its own block does not change this thread's runtime
+    import threading
+
+    inside, other = threading.Event(), []
+    release = threading.Event()
+
+    def worker():
+        with parser_runtime("torch"):
+            inside.set()
+            release.wait(5)
+        other.append(type(load_parser(str(small_parser_dir))))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    inside.wait(5)
+    assert isinstance(load_parser(str(small_parser_dir)), OpenCVGreyParser)
+    with parser_runtime("torch"):
+        release.set()
+        thread.join(5)
+        assert isinstance(load_parser(str(small_parser_dir)), GreyParser)
+    assert other == [OpenCVGreyParser]
     seen = []
     monkeypatch.setattr(extract, "_extract", lambda *args: seen.append(type(load_parser(str(small_parser_dir)))))
     extract._process("ref.png", "0" * 64, "out", None)
