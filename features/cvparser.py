@@ -141,6 +141,13 @@ class GridParser:
         return prob / prob.sum(axis=-1, keepdims=True)  # float32 rounding only
 
 
+def check_network(spec, weights, input_size, **kwargs):
+    """ValueError unless `spec` and `weights` fit (`tensor_shapes`, with `kwargs`) and give ADE20K's logits."""
+    shapes = tensor_shapes(spec, weights, input_size, **kwargs)
+    if shapes[-1][0] != N_LOGITS:
+        raise ValueError(f"the network gives {shapes[-1][0]} logits, ADE20K's {N_LOGITS} expected")
+
+
 def read_parser_dir(parser_dir):
     """A format-2 parser directory, verified and checked: its manifest and float32 weights.
 
@@ -176,9 +183,7 @@ def read_parser_dir(parser_dir):
         raise ModelError(f"{Path(parser_dir) / PARSER_WEIGHTS}: inconsistent parser, its weights are not "
                          f"safetensors ({type(exc).__name__}: {exc})") from None
     try:
-        shapes = tensor_shapes(manifest["spec"], weights, int(manifest["input_size"]))
-        if shapes[-1][0] != N_LOGITS:
-            raise ValueError(f"the network gives {shapes[-1][0]} logits, ADE20K's {N_LOGITS} expected")
+        check_network(manifest["spec"], weights, int(manifest["input_size"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{Path(parser_dir) / 'manifest.json'}: inconsistent parser "
                          f"({type(exc).__name__}: {exc})") from None
@@ -222,9 +227,7 @@ class OpenCVGreyParser(GridParser):
 
     def __init__(self, spec, weights, input_size, classes=None, mapping=None, info=None):
         super().__init__(input_size, classes, mapping, info)
-        shapes = tensor_shapes(spec, weights, input_size, in_channels=1)
-        if shapes[-1][0] != N_LOGITS:
-            raise ValueError(f"the network gives {shapes[-1][0]} logits, ADE20K's {N_LOGITS} expected")
+        check_network(spec, weights, input_size, in_channels=1)
         model = deeplab_onnx(spec, weights, input_size, in_channels=1)
         # a uint8 array: bytes would be read as a file name
         self.net = cv2.dnn.readNetFromONNX(np.frombuffer(model, np.uint8), cv2.dnn.ENGINE_NEW)

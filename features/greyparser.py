@@ -77,27 +77,9 @@ class GreyParser(GridParser):
     ----------
     net : DeepLabNet
         One input channel (`grey_from_rgb`), 151 ADE20K logits out.
-    input_size : int
-        The grey image is stretched to `input_size` x `input_size` (as the
-        teacher's input is), best 16 n + 1.
-    classes : sequence of str, optional
-        The classes it answers in, in order; the last must be "other".
-    mapping : dict of int -> str, optional
-        ADE20K channel -> class of `classes`; unlisted channels are "other".
-    info : dict, optional
-        What made it (training record), kept in the manifest.
-
-    Attributes
-    ----------
-    classes_ : tuple of str
-        The K classes of `predict_proba`'s last axis, in order.
-
-    Notes
-    -----
-    The 151 class probabilities are merged into the K classes on the network's
-    quarter-size grid and only the K maps are upsampled (bilinearly) to the
-    image's size: the same result as upsampling the 151 logits first, to
-    interpolation error, at a fraction of the cost.
+    input_size, classes, mapping, info
+        As `GridParser` (its attributes too; ``predict_proba``'s Notes say
+        how the 151 classes are merged before upsampling).
     """
 
     def __init__(self, net, input_size, classes=None, mapping=None, info=None):
