@@ -228,8 +228,10 @@ def _worker_main():
             message = inbox.recv()
         except (EOFError, OSError):
             return
-        if message is None:
-            return
+        if message is None:  # done: end without the interpreter's teardown (its results are all sent)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         func, args = message
         try:
             result = (True, func(*args))
@@ -259,17 +261,25 @@ class _Worker:
         self.outbox = Connection(to_child_w, readable=False)
         self.inbox = Connection(from_child_r, writable=False)
         self.task = None
+        self.retired = False
 
     def give(self, task):
         """Send `task`, (func, args), to the worker."""
         self.task = task
         self.outbox.send(task)
 
+    def retire(self):
+        """Tell the worker there is no more work: it ends on its own, while others finish theirs."""
+        self.task = None
+        if not self.retired:
+            self.retired = True
+            try:
+                self.outbox.send(None)
+            except OSError:
+                pass
+
     def close(self, timeout=5.0):
-        try:
-            self.outbox.send(None)
-        except OSError:
-            pass
+        self.retire()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -318,22 +328,24 @@ def run_isolated(func, tasks, jobs, on_death):
     """
     n = worker_count(jobs)
     pending = iter(tasks)
+    upcoming = [next(pending, None)]  # the next task, or None: no worker is started for no task
     workers = []
 
     def feed(worker):
-        args = next(pending, None)
+        """Give `worker` the next task; without one, retire it (it ends while the others finish)."""
+        args = upcoming.pop()
+        upcoming.append(next(pending, None))
         if args is None:
-            worker.task = None
+            worker.retire()
             return False
         worker.give((func, tuple(args)))
         return True
 
     try:
-        for _ in range(max(1, n)):
+        while len(workers) < max(1, n) and upcoming[0] is not None:
             worker = _Worker()
             workers.append(worker)
-            if not feed(worker):
-                break
+            feed(worker)
         while any(w.task is not None for w in workers):
             busy = [w for w in workers if w.task is not None]
             ready = wait([w.inbox for w in busy])  # a dead worker's pipe reads as closed
@@ -350,9 +362,10 @@ def run_isolated(func, tasks, jobs, on_death):
                     worker.close()
                     workers.remove(worker)
                     yield on_death(args, reason)
-                    fresh = _Worker()
-                    workers.append(fresh)
-                    feed(fresh)
+                    if upcoming[0] is not None:
+                        fresh = _Worker()
+                        workers.append(fresh)
+                        feed(fresh)
                     continue
                 if not ok:
                     raise result

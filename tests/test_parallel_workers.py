@@ -5,6 +5,7 @@ The dask backend's tests are in test_parallel.py (they need dask.distributed).
 
 import platform
 import sys
+import time
 
 import cv2
 import pytest
@@ -44,6 +45,58 @@ def test_run_isolated_workers_import_neither_joblib_nor_torch():
     assert _in_worker("[m in __import__('sys').modules for m in ('deepcolor.parallel', 'joblib')]") == [True, False]
     assert _in_worker("__import__('deepcolor.colorize') and "
                       "[m in __import__('sys').modules for m in ('joblib', 'torch')]") == [False, False]
+
+
+def _counting_workers(monkeypatch):
+    """Patch `parallel._Worker` to record the workers `run_isolated` starts; returns their list."""
+    started = []
+
+    class Worker(parallel._Worker):
+        def __init__(self):
+            super().__init__()
+            started.append(self)
+
+    monkeypatch.setattr(parallel, "_Worker", Worker)
+    return started
+
+
+def test_run_isolated_no_worker_without_a_task(monkeypatch):
+    started = _counting_workers(monkeypatch)
+    assert list(parallel.run_isolated(eval, [("6 * 7",)], 3, lambda args, reason: reason)) == [42]
+    assert len(started) == 1
+    assert list(parallel.run_isolated(eval, [], 3, lambda args, reason: reason)) == []
+    assert len(started) == 1
+    # a dead worker is replaced only if a task is left for its successor
+    die = "__import__('os').kill(__import__('os').getpid(), 9)"
+    assert list(parallel.run_isolated(eval, [(die,)], 2, lambda args, reason: "died")) == ["died"]
+    assert len(started) == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads a process's state in /proc")
+def test_run_isolated_idle_worker_ends_while_others_work(monkeypatch):
+    """A worker left without a task ends at once, while another still works (the end of a batch)."""
+    started = _counting_workers(monkeypatch)
+    results = parallel.run_isolated(eval, [("__import__('time').sleep(3) or 'slow'",), ("'quick'",)], 2,
+                                    lambda args, reason: reason)
+    assert next(results) == "quick"
+    (quick,) = [w for w in started if w.task is None]
+    assert quick.retired and not started[0].retired  # the slow one still has its task
+    deadline = time.monotonic() + 2.5
+    while _state(quick.proc.pid) not in ("Z", None) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _state(quick.proc.pid) in ("Z", None)  # exited (a zombie until reaped) before the slow task ends
+    assert started[0].task is not None
+    assert list(results) == ["slow"]
+    assert [w.proc.returncode for w in started] == [0, 0]
+
+
+def _state(pid):
+    """A process's state letter from /proc (Z: exited, not yet reaped), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
 
 
 def test_using_dask_without_joblib(monkeypatch):
