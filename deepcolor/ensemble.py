@@ -161,11 +161,28 @@ class Model:
         """
         if not self.clusters:
             return 0, None
-        fcfg, ccfg = self.feature_config, self.cluster_config
+        fcfg = self.feature_config
         d = image_descriptors(gray, load_parser(fcfg.semantic_parser, fcfg.histogram_groups),
-                              gist="gist" in ccfg.descriptor)
+                              gist="gist" in self.cluster_config.descriptor)
+        return self.choose_network_for(d["gist"], d["semantic"], d["histogram"], n_candidates)
+
+    def choose_network_for(self, gist, semantic, histogram, n_candidates=None):
+        """`choose_network` from an image's descriptors already computed (a features shard stores them).
+
+        Parameters
+        ----------
+        gist, semantic : ndarray or None
+            The global descriptors (`deepcolor.clustering.image_descriptors`);
+            gist may be None when the model's descriptor does not use it.
+        histogram : ndarray (K,)
+            The semantic histogram.
+        n_candidates : int, optional
+        """
+        if not self.clusters:
+            return 0, None
+        ccfg = self.cluster_config
         chosen, candidates = select_cluster(
-            combine(d["gist"], d["semantic"], ccfg.descriptor), d["histogram"], self.centers, self.histograms,
+            combine(gist, semantic, ccfg.descriptor), histogram, self.centers, self.histograms,
             self.layers, n_candidates or ccfg.n_candidates, ccfg.histogram_distance, ccfg.search_layers)
         return chosen, {"cluster": chosen, "layer": int(self.layers[chosen]),
                         "candidates": [int(c) for c in candidates]}

@@ -355,6 +355,58 @@ def _xy(shards, ids, mode):
             image_weights([shards[i][1] for i in ids], mode))
 
 
+def cv_folds(n, folds=FINETUNE_FOLDS, seed=0):
+    """The cross-validation split of `n` references: a list of (kept ids, held-out ids), both sorted.
+
+    At most one group per reference, by a seeded permutation (`fine_tune_epochs`).
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 references.
+    """
+    if n < 2:
+        raise ValueError(f"fine-tuning needs at least 2 usable reference images, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    return [(np.setdiff1d(order, held), np.sort(held)) for held in np.array_split(order, min(folds, n))]
+
+
+def initial_model_cv_error(model, shards, descriptors, weighting, folds=FINETUNE_FOLDS, seed=0):
+    """The held-out error of `model` unchanged, measured as `fine_tune_epochs` measures its curve.
+
+    Each reference is coloured by the network `model` chooses for it (its
+    selector, from the reference's stored global descriptors and semantic
+    histogram: `Model.choose_network_for`), and the weighted squared error
+    of each held-out group of `cv_folds` is averaged over the groups. Nothing
+    is fitted to the references, so this is the error of keeping the whole
+    initial model (every network and the selector), comparable with the
+    fine-tuning curve's values.
+
+    Parameters
+    ----------
+    model : deepcolor.ensemble.Model
+    shards : list of (ndarray (n, D), ndarray (n, 2))
+    descriptors : list of (gist, semantic, histogram)
+        Each reference's, as its shard stores them.
+    weighting : {"uniform", "psnr"}
+        ``TrainConfig.image_weighting``.
+
+    Returns
+    -------
+    error : float
+    chosen : list of int
+        The network chosen for each reference.
+    """
+    chosen = [model.choose_network_for(*d)[0] for d in descriptors]
+    sq = [((model.networks[c].predict(x) - uv) ** 2).mean(axis=1) for c, (x, uv) in zip(chosen, shards)]
+    errors = []
+    for _, held in cv_folds(len(shards), folds, seed):
+        err = np.concatenate([sq[i] for i in held])
+        w = image_weights([shards[i][1] for i in held], weighting)
+        errors.append(float(np.mean(err) if w is None else np.average(err, weights=w)))
+    return float(np.mean(errors)), [int(c) for c in chosen]
+
+
 def fine_tune_epochs(shards, train_cfg, start_net, block=None, folds=FINETUNE_FOLDS, seed=0, progress=None):
     """How many epochs to fine-tune `start_net` on these references, by k-fold cross-validation.
 
@@ -386,14 +438,10 @@ def fine_tune_epochs(shards, train_cfg, start_net, block=None, folds=FINETUNE_FO
     curve : ndarray
         Mean held-out error after 0, 1, ... epochs.
     """
-    n = len(shards)
-    if n < 2:
-        raise ValueError(f"fine-tuning needs at least 2 usable reference images, got {n}")
-    order = np.random.default_rng(seed).permutation(n)
     curves = []
-    for held in np.array_split(order, min(folds, n)):
-        x_tr, y_tr, w_tr = _xy(shards, np.setdiff1d(order, held), train_cfg.image_weighting)
-        x_va, y_va, w_va = _xy(shards, np.sort(held), train_cfg.image_weighting)
+    for kept, held in cv_folds(len(shards), folds, seed):
+        x_tr, y_tr, w_tr = _xy(shards, kept, train_cfg.image_weighting)
+        x_va, y_va, w_va = _xy(shards, held, train_cfg.image_weighting)
         _, history = train_network(x_tr, y_tr, x_va, y_va, train_cfg, block=block, w_train=w_tr, w_val=w_va,
                                    init=start_net)
         curves.append([history["init_val_mse"]] + history["val_mse"])
@@ -446,11 +494,20 @@ def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=N
     bar = progress_bar(total=folds + 1, desc="fine-tune", unit="fold", quiet=quiet)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # batches of 1024 pixels: a second thread only waits (docs/DESIGN.md, issue 17)
+    one_network = cluster_cfg.n_clusters == 1 or len(shards) < 2 * cluster_cfg.mu
     try:
         index, mse = closest_network(init, shards)
         epochs, curve = fine_tune_epochs(shards, train_cfg, init.networks[index], block, folds, train_cfg.seed,
                                          progress=lambda: bar.update(1))
-        if epochs == 0:
+        kept = None
+        if one_network and init.is_ensemble:  # the candidate beside the fine-tuned network: init unchanged
+            descriptors = [read_shard(features_dir / e["shard"], ("gist", "semantic", "histogram"))
+                           for e in ok_entries(manifest)]
+            kept, chosen = initial_model_cv_error(init, shards, descriptors, train_cfg.image_weighting, folds,
+                                                  train_cfg.seed)
+        if kept is not None and kept <= curve[epochs]:
+            net = history = None
+        elif epochs == 0:
             net, history = copy.deepcopy(init.networks[index]), None
         else:  # every reference, `epochs` epochs (scored on themselves: the last epochs' best)
             x, y, w = _xy(shards, range(len(shards)), train_cfg.image_weighting)
@@ -465,7 +522,17 @@ def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=N
               "manifest_sha256": _file_sha(Path(init_dir) / "manifest.json") if init_dir else None,
               "network": index, "network_mse": [round(m, 7) for m in mse], "lr": train_cfg.lr,
               "epochs": epochs, "folds": folds, "cv_mse": [round(float(v), 7) if np.isfinite(v) else None for v in curve]}
-    if cluster_cfg.n_clusters > 1 and len(shards) >= 2 * cluster_cfg.mu:  # else one cluster: this network
+    if kept is not None:
+        record.update(initial_model_cv_mse=round(kept, 7), kept_initial_model=net is None,
+                      initial_model_networks=chosen)
+    if net is None:  # the initial model, unchanged, colours the held-out references best: it is the model
+        log.info("fine-tune: the initial model, unchanged, has the lowest held-out error (%.6f against %.6f "
+                 "after %d epochs of its network %d): kept whole", kept, curve[epochs], epochs, index)
+        info = {"features_dir": str(features_dir), "init": record, "n_train_images": len(shards),
+                "train_images": sources, "train_seconds": round(time.perf_counter() - start, 3)}
+        return Model(init.networks, init.feature_config, init.train_config, refine_cfg or init.refine_config, info,
+                     clusters=init.clusters, cluster_config=init.cluster_config)
+    if not one_network:
         del shards
         model = train_ensemble(features_dir, train_cfg, cluster_cfg, refine_cfg, jobs=jobs, quiet=quiet, init=net)
         model.info.update(warm_start_history=history, init=record,

@@ -16,7 +16,9 @@ from deepcolor import bench_personal as bp
 from deepcolor import train as bp_train
 from deepcolor.clustering.config import ClusterConfig
 from deepcolor.ensemble import Model
-from deepcolor.extract import extract_folder, load_shards
+from deepcolor.clustering import image_descriptors
+from deepcolor.features import load_parser
+from deepcolor.extract import extract_folder, load_manifest, load_shards, ok_entries, read_shard
 from deepcolor.networks import ChromaNet
 from deepcolor.train import check_init_features, closest_network, fine_tune, train
 
@@ -98,6 +100,106 @@ def test_fine_tune_ensemble(tiny_features_dir, tiny_configs, init):
     model = fine_tune(tiny_features_dir, init, tiny_configs["train"], tiny_configs["clusters"], quiet=True)
     assert model.is_ensemble and len(model.networks) == 2
     assert model.info["init"]["network"] == 0 and "epochs" in model.info["init"]
+
+
+@pytest.fixture(scope="module")
+def init_ensemble(tiny_features_dir, tiny_configs):
+    """An ensemble of two clusters trained on the tiny references (an initial model with a selector)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return bp_train.train_ensemble(tiny_features_dir, tiny_configs["train"], tiny_configs["clusters"], quiet=True)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _descriptors(features_dir):
+    return [read_shard(features_dir / e["shard"], ("gist", "semantic", "histogram"))
+            for e in ok_entries(load_manifest(features_dir))]
+
+
+def test_choose_network_for_as_choose_network(init_ensemble, tiny_configs):
+    """From descriptors computed beforehand, the same choice as from the image itself."""
+    rng = np.random.default_rng(0)
+    fcfg = init_ensemble.feature_config
+    for _ in range(4):
+        gray = rng.random((24, 32)).astype(np.float32)
+        d = image_descriptors(gray, load_parser(fcfg.semantic_parser, fcfg.histogram_groups), gist=True)
+        assert init_ensemble.choose_network_for(d["gist"], d["semantic"], d["histogram"]) == \
+            init_ensemble.choose_network(gray)
+    single = Model(init_ensemble.networks[:1], init_ensemble.feature_config, init_ensemble.train_config)
+    assert single.choose_network_for(None, None, None) == (0, None)
+
+
+def test_initial_model_cv_error_unit(tiny_features_dir, init_ensemble):
+    """The error of the unchanged model: each reference by its chosen network, per fold, weighted as in training."""
+    shards = [(x, uv) for _, x, uv in load_shards(tiny_features_dir)]
+    descriptors = _descriptors(tiny_features_dir)
+    error, chosen = bp_train.initial_model_cv_error(init_ensemble, shards, descriptors, "uniform", folds=3)
+    assert chosen == [init_ensemble.choose_network_for(*d)[0] for d in descriptors]
+    assert set(chosen) <= set(range(len(init_ensemble.networks)))
+    per_fold = []
+    for _, held in bp_train.cv_folds(len(shards), 3, 0):
+        per_fold.append(np.mean(np.concatenate([
+            ((init_ensemble.networks[chosen[i]].predict(shards[i][0]) - shards[i][1]) ** 2).mean(axis=1)
+            for i in held])))
+    np.testing.assert_allclose(error, np.mean(per_fold), rtol=1e-6)
+    weighted, _ = bp_train.initial_model_cv_error(init_ensemble, shards, descriptors, "psnr", folds=3)
+    assert weighted != pytest.approx(error, rel=1e-9)  # the image weights count
+
+
+def test_cv_folds_unit():
+    folds = bp_train.cv_folds(7, 3, seed=1)
+    assert len(folds) == 3
+    held = np.concatenate([h for _, h in folds])
+    assert sorted(held.tolist()) == list(range(7))
+    for kept, h in folds:
+        assert sorted(np.concatenate([kept, h]).tolist()) == list(range(7)) and not set(kept) & set(h)
+        assert list(h) == sorted(h) and list(kept) == sorted(kept)
+    assert len(bp_train.cv_folds(2, 5)) == 2  # at most one group per reference
+    with pytest.raises(ValueError, match="fine-tuning needs at least 2 usable reference images, got 1"):
+        bp_train.cv_folds(1)
+
+
+@pytest.mark.parametrize("initial_error, kept", [(0.0, True), (np.inf, False)])
+def test_fine_tune_keeps_initial_ensemble_when_best(tiny_features_dir, tiny_configs, init_ensemble, monkeypatch,
+                                                    initial_error, kept):
+    """Cross-validation chooses between fine-tuning a network and the whole initial model, unchanged."""
+    real = bp_train.initial_model_cv_error
+
+    def error(*args, **kwargs):
+        _, chosen = real(*args, **kwargs)
+        return initial_error, chosen
+
+    monkeypatch.setattr(bp_train, "initial_model_cv_error", error)
+    model = fine_tune(tiny_features_dir, init_ensemble, tiny_configs["train"], ClusterConfig(n_clusters=6, mu=40),
+                      quiet=True)
+    record = model.info["init"]
+    assert record["kept_initial_model"] is kept and record["initial_model_cv_mse"] == initial_error
+    assert model.is_ensemble is kept
+    if kept:
+        assert model.clusters == init_ensemble.clusters and model.cluster_config == init_ensemble.cluster_config
+        for a, b in zip(model.networks, init_ensemble.networks, strict=True):
+            for x, y in zip(a.state().values(), b.state().values(), strict=True):
+                np.testing.assert_array_equal(x, y)
+        assert model.info["n_train_images"] == 6
+
+
+def test_fine_tune_initial_ensemble_real_errors(tiny_features_dir, tiny_configs, init_ensemble, tmp_path):
+    """Unpatched: the record holds both errors and the choice follows them; the result saves and loads."""
+    model = fine_tune(tiny_features_dir, init_ensemble, tiny_configs["train"].replace(lr=50.0, max_epochs=3),
+                      ClusterConfig(n_clusters=6, mu=40), quiet=True)
+    record = model.info["init"]
+    assert record["kept_initial_model"] == (record["initial_model_cv_mse"] <= record["cv_mse"][record["epochs"]])
+    assert model.is_ensemble == record["kept_initial_model"]
+    model.save(tmp_path / "m")
+    assert Model.load(tmp_path / "m").info["init"]["kept_initial_model"] == record["kept_initial_model"]
+
+
+def test_fine_tune_single_network_init_no_initial_model_candidate(tiny_features_dir, tiny_configs, init):
+    """A one-network start: its network unchanged is already the curve's first point; no second candidate."""
+    model = fine_tune(tiny_features_dir, init, tiny_configs["train"], ClusterConfig(n_clusters=1), quiet=True)
+    assert "kept_initial_model" not in model.info["init"]
 
 
 def test_train_init_dispatches(tiny_features_dir, tiny_configs, init):
