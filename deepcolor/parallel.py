@@ -309,7 +309,9 @@ def run_isolated(func, tasks, jobs, on_death):
     ``on_death(args, reason)``, a fresh worker takes its place and the other
     tasks go on. The workers end with this process, however it ends
     (`die_with_parent`), and each is a fresh Python (``python -c``, not a
-    fork): it imports what `func` needs itself.
+    fork): it imports what `func` needs itself. No worker is started
+    without a task for it, and a worker for which no task is left ends at
+    once, while the others finish theirs.
 
     Parameters
     ----------
