@@ -99,6 +99,13 @@ def build_personal(ref_dirs, work, init, train_cfg, feature_cfg, jobs=1, init_di
     return model, {"features_s": round(t1 - t0, 2), "fine_tune_s": round(t2 - t1, 2)}
 
 
+def _fine_tune_record(model):
+    """What cross-validation chose for a personal model: its start network, epochs, and whether the initial model was kept whole."""
+    record = model.info["init"]
+    return {"init_network": record["network"], "epochs": record["epochs"],
+            "kept_initial_model": record.get("kept_initial_model", False)}
+
+
 def run_category(category, data, work, init, init_dir, cache_dir, split="test", n_refs=50, n_test=100,
                  n_targets=20, jobs=1, methods=METHODS, train_cfg=None, descriptor=None, rule=None):
     """The four rows of one category: {method: score, ...} with timings."""
@@ -122,8 +129,7 @@ def run_category(category, data, work, init, init_dir, cache_dir, split="test", 
                 os.symlink(p.resolve(), link)
     if "fine_tuned" in methods:
         model, t = build_personal([work / "refs"], work / "fine_tuned", init, tcfg, fcfg, jobs, init_dir)
-        out["fine_tuned"] = {**score(model, items), **t, "init_network": model.info["init"]["network"],
-                             "epochs": model.info["init"]["epochs"]}
+        out["fine_tuned"] = {**score(model, items), **t, **_fine_tune_record(model)}
         for factor in SATURATIONS:  # colour against PSNR: the personal model with stronger colour
             out[f"fine_tuned_saturation_{factor}"] = score(model, items, factor)
     if "scratch" in methods:
@@ -149,7 +155,8 @@ def run_category(category, data, work, init, init_dir, cache_dir, split="test", 
         out["picked"] = {**score(model, items), "pick_s": round(t1 - t0, 2), **t,
                          "build_s": round(time.perf_counter() - t0, 2),
                          "picked_same_category": sum(c == category for c in intel),
-                         "picked_intel": len(intel), "picked_cached": result["counts"]["cached"]}
+                         "picked_intel": len(intel), "picked_cached": result["counts"]["cached"],
+                         **_fine_tune_record(model)}
     return out
 
 

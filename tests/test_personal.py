@@ -246,6 +246,20 @@ def test_cli_train_init(tiny_features_dir, tiny_model_dir, tmp_path, run):
     Model.load(tmp_path / "mine")
 
 
+def test_cli_train_init_kept_initial_model(tiny_features_dir, init_ensemble, tmp_path, run, monkeypatch):
+    """The initial ensemble kept whole: the command says so, and the saved model is that ensemble."""
+    init_ensemble.save(tmp_path / "ensemble")
+    real = bp_train.initial_model_cv_error
+    monkeypatch.setattr(bp_train, "initial_model_cv_error", lambda *a, **k: (0.0, real(*a, **k)[1]))
+    rc, _, err = run("train", tiny_features_dir, "--init", tmp_path / "ensemble", "--out", tmp_path / "mine",
+                     "--epochs", "2")
+    assert rc == 0, err
+    assert f"train: kept the initial model {tmp_path / 'ensemble'} unchanged (2 networks and its selector): its " \
+           f"held-out MSE 0.000000 is not above the " in err and f"-> {tmp_path / 'mine'}" in err
+    mine = Model.load(tmp_path / "mine")
+    assert mine.is_ensemble and mine.info["init"]["kept_initial_model"] is True
+
+
 def test_cli_train_init_lr(tiny_features_dir, tiny_model_dir, tmp_path, run):
     rc, _, err = run("train", tiny_features_dir, "--init", tiny_model_dir, "--out", tmp_path / "mine",
                      "--clusters", "1", "--epochs", "2", "--lr", "0.005")
@@ -319,6 +333,8 @@ def test_run_category_tiny(tmp_path, tiny_scene, tiny_model_dir):
     for m in bp.METHODS:
         assert 5 < out[m]["psnr"] < 60 and out[m]["colourfulness"] >= 0
     assert out["picked"]["build_s"] > 0 and out["picked"]["picked_intel"] <= 3
+    for m in ("fine_tuned", "picked"):  # a one-network start: nothing to keep whole
+        assert out[m]["kept_initial_model"] is False and out[m]["init_network"] == 0
     assert len(os.listdir(tmp_path / "work" / "forest" / "picked" / "references")) == 3
 
 

@@ -108,6 +108,13 @@ def cmd_train(args):
 def train_summary(model, init, init_dir, cluster_cfg, out):
     """The lines `train` prints: the fine-tuning, the ensemble's layers or the one network's best epoch."""
     info, lines = model.info, []
+    if init is not None and info["init"].get("kept_initial_model"):
+        r = info["init"]
+        return (f"train: kept the initial model {init_dir} unchanged ({len(model.networks)} network"
+                f"{'' if len(model.networks) == 1 else 's'} and its selector): its held-out MSE "
+                f"{r['initial_model_cv_mse']:.6f} is not above the {r['cv_mse'][r['epochs']]:.6f} of network "
+                f"{r['network']} fine-tuned for {r['epochs']} epoch{'' if r['epochs'] == 1 else 's'} "
+                f"({r['folds']}-fold cross-validation; {info['train_seconds']:.1f} s) -> {out}")
     if init is not None:
         r = info["init"]
         lines.append(f"train: fine-tuned from network {r['network']} of {init_dir} for {r['epochs']} "
