@@ -468,7 +468,13 @@ def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=N
     is the model when ``cluster_cfg.n_clusters == 1`` or when there are
     fewer than ``2 * cluster_cfg.mu`` references (room for one cluster
     only); otherwise it is the all-reference network from which the
-    adaptive ensemble (`train_ensemble`) fine-tunes its clusters.
+    adaptive ensemble (`train_ensemble`) fine-tunes its clusters. In the
+    first case, when `init` is an ensemble, the whole of it, unchanged,
+    competes with that network by the same cross-validation
+    (`initial_model_cv_error` against the curve's best point) and is the
+    model if its held-out error is not higher (``info["init"]
+    ["kept_initial_model"]``): a personal model is then never a single
+    network of an ensemble that colours the references better whole.
 
     The network's shape (width, depth) is the initial model's, whatever
     `train_cfg` says. The model's ``info["init"]`` records where it started:
@@ -526,8 +532,6 @@ def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=N
         record.update(initial_model_cv_mse=round(kept, 7), kept_initial_model=net is None,
                       initial_model_networks=chosen)
     if net is None:  # the initial model, unchanged, colours the held-out references best: it is the model
-        log.info("fine-tune: the initial model, unchanged, has the lowest held-out error (%.6f against %.6f "
-                 "after %d epochs of its network %d): kept whole", kept, curve[epochs], epochs, index)
         info = {"features_dir": str(features_dir), "init": record, "n_train_images": len(shards),
                 "train_images": sources, "train_seconds": round(time.perf_counter() - start, 3)}
         return Model(init.networks, init.feature_config, init.train_config, refine_cfg or init.refine_config, info,
