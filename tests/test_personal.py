@@ -260,6 +260,18 @@ def test_cli_train_init_kept_initial_model(tiny_features_dir, init_ensemble, tmp
     assert mine.is_ensemble and mine.info["init"]["kept_initial_model"] is True
 
 
+def test_cli_train_init_initial_model_not_kept(tiny_features_dir, init_ensemble, tmp_path, run, monkeypatch):
+    """The fine-tuned network wins: the summary gives the whole initial model's held-out error beside it."""
+    init_ensemble.save(tmp_path / "ensemble")
+    real = bp_train.initial_model_cv_error
+    monkeypatch.setattr(bp_train, "initial_model_cv_error", lambda *a, **k: (1e9, real(*a, **k)[1]))
+    rc, _, err = run("train", tiny_features_dir, "--init", tmp_path / "ensemble", "--out", tmp_path / "mine",
+                     "--epochs", "2")
+    assert rc == 0, err
+    assert "the whole initial model's 1000000000.000000)" in err and f"-> {tmp_path / 'mine'}" in err
+    assert not Model.load(tmp_path / "mine").is_ensemble
+
+
 def test_cli_train_init_lr(tiny_features_dir, tiny_model_dir, tmp_path, run):
     rc, _, err = run("train", tiny_features_dir, "--init", tiny_model_dir, "--out", tmp_path / "mine",
                      "--clusters", "1", "--epochs", "2", "--lr", "0.005")

@@ -120,7 +120,9 @@ def train_summary(model, init, init_dir, cluster_cfg, out):
         lines.append(f"train: fine-tuned from network {r['network']} of {init_dir} for {r['epochs']} "
                      f"epoch{'' if r['epochs'] == 1 else 's'}, chosen by "
                      f"{r['folds']}-fold cross-validation (held-out MSE {r['cv_mse'][r['epochs']]:.6f}, the "
-                     f"start's {r['cv_mse'][0]:.6f})"
+                     f"start's {r['cv_mse'][0]:.6f}"
+                     + (f", the whole initial model's {r['initial_model_cv_mse']:.6f}" if "initial_model_cv_mse" in r
+                        else "") + ")"
                      + ("" if model.is_ensemble else f" ({info['train_seconds']:.1f} s) -> {out}"))
     if model.is_ensemble:
         lines.append(f"train: {len(model.networks)} networks in {info['n_layers']} layer(s) of "
