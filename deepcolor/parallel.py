@@ -12,17 +12,16 @@ same paths: a shared file system on a real cluster.
 joblib is imported when first needed (`run` with workers, the dask backend):
 a worker process of `run_isolated` and a one-process colorize run never
 import it (0.08 to 0.14 s of start-up each, measured with ``-X importtime``).
+Nor does a one-process run import `multiprocessing.connection`, `pickle` and
+`subprocess`, which only `run_isolated` and its workers use (25 ms).
 """
 
 import ctypes
 import logging
 import os
-import pickle
 import signal
-import subprocess
 import sys
 from contextlib import contextmanager
-from multiprocessing.connection import Connection, wait
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +219,9 @@ def die_with_parent(parent_pid):
 
 def _worker_main():
     """A worker of `run_isolated`: ``python -c ... READ_FD WRITE_FD PARENT_PID``."""
+    import pickle
+    from multiprocessing.connection import Connection
+
     read_fd, write_fd, parent = (int(a) for a in sys.argv[1:4])
     die_with_parent(parent)
     inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
@@ -249,6 +251,9 @@ class _Worker:
     """One worker process of `run_isolated` and the task it has, if any."""
 
     def __init__(self):
+        import subprocess
+        from multiprocessing.connection import Connection
+
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         code = "from deepcolor.parallel import _worker_main; _worker_main()"
@@ -279,6 +284,8 @@ class _Worker:
                 pass
 
     def close(self, timeout=5.0):
+        import subprocess
+
         self.retire()
         try:
             self.proc.wait(timeout)
@@ -328,6 +335,8 @@ def run_isolated(func, tasks, jobs, on_death):
     results : iterator
         Unordered. An exception raised by `func` in a worker is raised here.
     """
+    from multiprocessing.connection import wait
+
     n = worker_count(jobs)
     pending = iter(tasks)
     upcoming = [next(pending, None)]  # the next task, or None: no worker is started for no task
