@@ -100,7 +100,7 @@ def build_personal(ref_dirs, work, init, train_cfg, feature_cfg, jobs=1, init_di
 
 
 def _fine_tune_record(model):
-    """What cross-validation chose for a personal model: its start network, epochs, and whether the initial model was kept whole."""
+    """What cross-validation chose for a personal model: start network, epochs, the initial model kept whole."""
     record = model.info["init"]
     return {"init_network": record["network"], "epochs": record["epochs"],
             "kept_initial_model": record.get("kept_initial_model", False)}

@@ -246,14 +246,19 @@ def test_cli_train_init(tiny_features_dir, tiny_model_dir, tmp_path, run):
     Model.load(tmp_path / "mine")
 
 
+def _train_from_ensemble(features_dir, init_ensemble, folder, run, monkeypatch, initial_error):
+    """`deepcolor train --init ENSEMBLE` with the whole initial model's held-out error set: its stderr."""
+    init_ensemble.save(folder / "ensemble")
+    real = bp_train.initial_model_cv_error
+    monkeypatch.setattr(bp_train, "initial_model_cv_error", lambda *a, **k: (initial_error, real(*a, **k)[1]))
+    rc, _, err = run("train", features_dir, "--init", folder / "ensemble", "--out", folder / "mine", "--epochs", "2")
+    assert rc == 0, err
+    return err
+
+
 def test_cli_train_init_kept_initial_model(tiny_features_dir, init_ensemble, tmp_path, run, monkeypatch):
     """The initial ensemble kept whole: the command says so, and the saved model is that ensemble."""
-    init_ensemble.save(tmp_path / "ensemble")
-    real = bp_train.initial_model_cv_error
-    monkeypatch.setattr(bp_train, "initial_model_cv_error", lambda *a, **k: (0.0, real(*a, **k)[1]))
-    rc, _, err = run("train", tiny_features_dir, "--init", tmp_path / "ensemble", "--out", tmp_path / "mine",
-                     "--epochs", "2")
-    assert rc == 0, err
+    err = _train_from_ensemble(tiny_features_dir, init_ensemble, tmp_path, run, monkeypatch, 0.0)
     assert f"train: kept the initial model {tmp_path / 'ensemble'} unchanged (2 networks and its selector): its " \
            f"held-out MSE 0.000000 is not above the " in err and f"-> {tmp_path / 'mine'}" in err
     mine = Model.load(tmp_path / "mine")
@@ -262,12 +267,7 @@ def test_cli_train_init_kept_initial_model(tiny_features_dir, init_ensemble, tmp
 
 def test_cli_train_init_initial_model_not_kept(tiny_features_dir, init_ensemble, tmp_path, run, monkeypatch):
     """The fine-tuned network wins: the summary gives the whole initial model's held-out error beside it."""
-    init_ensemble.save(tmp_path / "ensemble")
-    real = bp_train.initial_model_cv_error
-    monkeypatch.setattr(bp_train, "initial_model_cv_error", lambda *a, **k: (1e9, real(*a, **k)[1]))
-    rc, _, err = run("train", tiny_features_dir, "--init", tmp_path / "ensemble", "--out", tmp_path / "mine",
-                     "--epochs", "2")
-    assert rc == 0, err
+    err = _train_from_ensemble(tiny_features_dir, init_ensemble, tmp_path, run, monkeypatch, 1e9)
     assert "the whole initial model's 1000000000.000000)" in err and f"-> {tmp_path / 'mine'}" in err
     assert not Model.load(tmp_path / "mine").is_ensemble
 
