@@ -182,11 +182,17 @@ def _fit_cluster(features_dir, shard_paths, train_cfg, block, init, threads):
     return net, history, psnr
 
 
-def _descriptors(features_dir, entries, descriptor):
-    """The references' global descriptors (N, D) for the clustering, and semantic histograms (N, K) float64."""
+def _read_descriptors(features_dir, entries):
+    """Each reference's stored (gist, semantic, histogram), checked finite (ValueError naming its shard)."""
     desc = [read_shard(features_dir / e["shard"], ("gist", "semantic", "histogram")) for e in entries]
     for e, arrays in zip(entries, desc):
         check_finite(arrays, f"{features_dir / e['shard']}")
+    return desc
+
+
+def _descriptors(features_dir, entries, descriptor):
+    """The references' global descriptors (N, D) for the clustering, and semantic histograms (N, K) float64."""
+    desc = _read_descriptors(features_dir, entries)
     X = combine(np.stack([d[0] for d in desc]), np.stack([d[1] for d in desc]), descriptor)
     return X, np.stack([d[2] for d in desc]).astype(np.float64)
 
@@ -507,10 +513,8 @@ def fine_tune(features_dir, init, train_cfg=None, cluster_cfg=None, refine_cfg=N
                                          progress=lambda: bar.update(1))
         kept = None
         if one_network and init.is_ensemble:  # the candidate beside the fine-tuned network: init unchanged
-            descriptors = [read_shard(features_dir / e["shard"], ("gist", "semantic", "histogram"))
-                           for e in ok_entries(manifest)]
-            kept, chosen = initial_model_cv_error(init, shards, descriptors, train_cfg.image_weighting, folds,
-                                                  train_cfg.seed)
+            kept, chosen = initial_model_cv_error(init, shards, _read_descriptors(features_dir, ok_entries(manifest)),
+                                                  train_cfg.image_weighting, folds, train_cfg.seed)
         if kept is not None and kept <= curve[epochs]:
             net = history = None
         elif epochs == 0:

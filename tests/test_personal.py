@@ -6,6 +6,7 @@ Tiny synthetic scenes and the tiny model of tests/conftest.py.
 import hashlib
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -183,6 +184,28 @@ def test_fine_tune_keeps_initial_ensemble_when_best(tiny_features_dir, tiny_conf
             for x, y in zip(a.state().values(), b.state().values(), strict=True):
                 np.testing.assert_array_equal(x, y)
         assert model.info["n_train_images"] == 6
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("old format", "unreadable feature shard \\(.*gist is not a file in the archive.*rerun 'deepcolor features'"),
+    ("nan histogram", "holds NaN or infinite values \\(1 of .*delete it and rerun 'deepcolor features'")])
+def test_fine_tune_initial_ensemble_exception_broken_descriptors(tiny_features_dir, tiny_configs, init_ensemble,
+                                                                 tmp_path, how, problem):
+    """The initial ensemble's choice reads each reference's stored descriptors: a broken one names its shard."""
+    import shutil
+
+    shutil.copytree(tiny_features_dir, tmp_path / "features")
+    shard = tmp_path / "features" / ok_entries(load_manifest(tmp_path / "features"))[0]["shard"]
+    with np.load(shard) as data:
+        arrays = dict(data)
+    if how == "old format":  # features format 1: samples, no descriptors
+        arrays = {k: arrays[k] for k in ("x", "uv")}
+    else:
+        arrays["histogram"][0] = np.nan
+    np.savez(shard, **arrays)
+    with pytest.raises(ValueError, match=re.escape(str(shard)) + ".*" + problem):
+        fine_tune(tmp_path / "features", init_ensemble, tiny_configs["train"], ClusterConfig(n_clusters=6, mu=40),
+                  quiet=True)
 
 
 def test_fine_tune_initial_ensemble_real_errors(tiny_features_dir, tiny_configs, init_ensemble, tmp_path):
