@@ -12,8 +12,8 @@ same paths: a shared file system on a real cluster.
 joblib is imported when first needed (`run` with workers, the dask backend):
 a worker process of `run_isolated` and a one-process colorize run never
 import it (0.08 to 0.14 s of start-up each, measured with ``-X importtime``).
-Nor does a one-process run import `multiprocessing.connection`, `pickle` and
-`subprocess`, which only `run_isolated` and its workers use (25 ms).
+Nor does a one-process run import `multiprocessing.connection` (25 ms) or
+`subprocess`, which only `run_isolated` and its workers use.
 """
 
 import ctypes
